@@ -1,0 +1,5 @@
+import sys
+
+from esb.cli import main
+
+sys.exit(main())
