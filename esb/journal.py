@@ -1,0 +1,236 @@
+"""The trace journal: every step of every message, with time, route, destination and outcome.
+
+It survives restarts: SQLite (one file, the default) or PostgreSQL (a DSN, for several nodes).
+`record()` is on the hot path, so it only appends to an in-memory queue; one writer thread
+batches the queue into a transaction every `flush_interval` seconds. A crash can lose the last
+fraction of a second of trace, never a message: the messages themselves live in the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STEPS = ("received", "rejected", "published", "delivered", "retried", "dead_lettered", "replayed", "purged")
+"""The steps a message can go through; `detail` says more (error text, target's id, ...)."""
+
+DEFAULT_RETENTION_DAYS = 30.0
+"""Trace entries older than this are deleted (days; the `journal.retention` setting)."""
+
+DEFAULT_FLUSH_INTERVAL = 0.2
+"""Seconds between two batched writes of the queued entries."""
+
+_PURGE_EVERY = 3600.0  # seconds between two retention sweeps
+
+_COLUMNS = ("message_id", "correlation_id", "route", "destination", "step", "detail", "at", "at_epoch")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS esb_trace (
+    message_id TEXT NOT NULL,
+    correlation_id TEXT,
+    route TEXT NOT NULL,
+    destination TEXT,
+    step TEXT NOT NULL,
+    detail TEXT,
+    at TEXT NOT NULL,
+    at_epoch DOUBLE PRECISION NOT NULL
+)"""
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS esb_trace_message ON esb_trace (message_id)",
+    "CREATE INDEX IF NOT EXISTS esb_trace_correlation ON esb_trace (correlation_id)",
+    "CREATE INDEX IF NOT EXISTS esb_trace_at ON esb_trace (at_epoch)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    message_id: str
+    correlation_id: str | None
+    route: str
+    destination: str | None
+    step: str
+    detail: str | None
+    at: str  # RFC 3339, UTC
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _COLUMNS[:-1]}
+
+
+class Journal:
+    """A trace journal on SQLite (a file path) or PostgreSQL (a `postgresql://` DSN).
+
+    Keyword arguments:
+    - `retention_days` (float, default 30): entries older than this are deleted, at start and hourly;
+    - `flush_interval` (seconds, default 0.2): how often queued entries are written.
+    """
+
+    def __init__(self, target: str | Path, *, retention_days: float = DEFAULT_RETENTION_DAYS,
+                 flush_interval: float = DEFAULT_FLUSH_INTERVAL):
+        self.target = str(target)
+        self.is_postgres = self.target.startswith(("postgresql://", "postgres://"))
+        self.retention_seconds = retention_days * 86400.0
+        self.flush_interval = flush_interval
+        self._queue: deque[tuple] = deque()
+        self._wake = threading.Event()
+        self._flushed = threading.Condition()
+        self._written = 0  # entries written so far, for flush()
+        self._queued = 0
+        self._closing = False
+        self._last_error: str | None = None
+        if not self.is_postgres:
+            Path(self.target).parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as connection:  # fail early, in the caller's thread, on a bad target
+            self._create_schema(connection)
+        self._writer = threading.Thread(target=self._write_loop, name="esb-journal", daemon=True)
+        self._writer.start()
+
+    # --- writing ----------------------------------------------------------------------------
+    def record(self, step: str, *, message_id: str, route: str, destination: str | None = None,
+               correlation_id: str | None = None, detail: str | None = None) -> None:
+        """Queue one trace entry; returns at once."""
+        if step not in STEPS:
+            raise ValueError(f"unknown trace step {step!r}; known: {', '.join(STEPS)}")
+        now = time.time()
+        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        self._queue.append((message_id, correlation_id, route, destination, step, detail, at, now))
+        self._queued += 1
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written; False on timeout."""
+        target = self._queued
+        self._wake.set()
+        with self._flushed:
+            return self._flushed.wait_for(lambda: self._written >= target or not self._writer.is_alive(),
+                                          timeout)
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._writer.join(timeout=10)
+
+    @property
+    def healthy(self) -> bool:
+        """True when the last write succeeded (for readiness checks)."""
+        return self._last_error is None and self._writer.is_alive()
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    def _write_loop(self) -> None:
+        next_purge = 0.0
+        connection = None
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                if connection is None:
+                    connection = self._connect()
+                self._write_batch(connection)
+                if time.time() >= next_purge:
+                    self._delete_older_than(connection, time.time() - self.retention_seconds)
+                    next_purge = time.time() + _PURGE_EVERY
+                self._last_error = None
+            except Exception as error:  # the journal must never take the bus down
+                self._last_error = f"{type(error).__name__}: {error}"
+                log.warning("journal write failed, will retry: %s", self._last_error)
+                if connection is not None:
+                    _close_quietly(connection)
+                connection = None
+            if self._closing and not self._queue:
+                break
+        if connection is not None:
+            _close_quietly(connection)
+        with self._flushed:
+            self._flushed.notify_all()
+
+    def _write_batch(self, connection: Any) -> None:
+        batch = []
+        while self._queue:
+            batch.append(self._queue.popleft())
+        if not batch:
+            return
+        placeholders = ", ".join([self._placeholder] * len(_COLUMNS))
+        sql = f"INSERT INTO esb_trace ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        try:
+            with _transaction(connection):
+                connection.cursor().executemany(sql, batch)
+        except Exception:
+            self._queue.extendleft(reversed(batch))  # keep them for the next try
+            raise
+        with self._flushed:
+            self._written += len(batch)
+            self._flushed.notify_all()
+
+    # --- reading ----------------------------------------------------------------------------
+    def trace(self, *, message_id: str | None = None, correlation_id: str | None = None,
+              limit: int = 1000) -> list[TraceEntry]:
+        """Every entry of a message (by id) or of a business document (by correlation id), oldest first."""
+        if (message_id is None) == (correlation_id is None):
+            raise ValueError("give exactly one of message_id or correlation_id")
+        column, value = ("message_id", message_id) if message_id else ("correlation_id", correlation_id)
+        sql = (f"SELECT {', '.join(_COLUMNS[:-1])} FROM esb_trace WHERE {column} = {self._placeholder}"
+               f" ORDER BY at_epoch LIMIT {int(limit)}")
+        with closing(self._connect()) as connection:
+            rows = connection.cursor().execute(sql, (value,)).fetchall()
+        return [TraceEntry(*row) for row in rows]
+
+    def delete_older_than(self, seconds: float) -> int:
+        """Delete entries older than `seconds`; returns how many were deleted."""
+        with closing(self._connect()) as connection:
+            return self._delete_older_than(connection, time.time() - seconds)
+
+    def _delete_older_than(self, connection: Any, epoch: float) -> int:
+        with _transaction(connection):
+            cursor = connection.cursor()
+            cursor.execute(f"DELETE FROM esb_trace WHERE at_epoch < {self._placeholder}", (epoch,))
+            return cursor.rowcount
+
+    # --- backends ---------------------------------------------------------------------------
+    @property
+    def _placeholder(self) -> str:
+        return "%s" if self.is_postgres else "?"
+
+    def _connect(self) -> Any:
+        if self.is_postgres:
+            import psycopg  # optional dependency: pip install 'esb[postgres]'
+
+            return psycopg.connect(self.target, autocommit=True)
+        connection = sqlite3.connect(self.target, timeout=30, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    def _create_schema(self, connection: Any) -> None:
+        with _transaction(connection):
+            cursor = connection.cursor()
+            cursor.execute(_SCHEMA)
+            for statement in _INDEXES:
+                cursor.execute(statement)
+
+
+class _transaction:
+    """BEGIN/COMMIT on a connection in autocommit mode (the same SQL on SQLite and PostgreSQL)."""
+
+    def __init__(self, connection: Any):
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN")
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        self.connection.execute("ROLLBACK" if error_type else "COMMIT")
+
+
+def _close_quietly(connection: Any) -> None:
+    with suppress(Exception):  # closing a broken connection may fail too; nothing to do about it
+        connection.close()
