@@ -9,15 +9,16 @@ fraction of a second of trace, never a message: the messages themselves live in 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import deque
-from contextlib import closing, suppress
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from esb.database import Database, close_quietly, transaction
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class Journal:
 
     def __init__(self, target: str | Path, *, retention_days: float = DEFAULT_RETENTION_DAYS,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL):
-        self.target = str(target)
-        self.is_postgres = self.target.startswith(("postgresql://", "postgres://"))
+        self._database = Database(target)
+        self.target = self._database.target
         self.retention_seconds = retention_days * 86400.0
         self.flush_interval = flush_interval
         self._queue: deque[tuple] = deque()
@@ -86,8 +87,6 @@ class Journal:
         self._queued = 0
         self._closing = False
         self._last_error: str | None = None
-        if not self.is_postgres:
-            Path(self.target).parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as connection:  # fail early, in the caller's thread, on a bad target
             self._create_schema(connection)
         self._writer = threading.Thread(target=self._write_loop, name="esb-journal", daemon=True)
@@ -144,12 +143,12 @@ class Journal:
                 self._last_error = f"{type(error).__name__}: {error}"
                 log.warning("journal write failed, will retry: %s", self._last_error)
                 if connection is not None:
-                    _close_quietly(connection)
+                    close_quietly(connection)
                 connection = None
             if self._closing and not self._queue:
                 break
         if connection is not None:
-            _close_quietly(connection)
+            close_quietly(connection)
         with self._flushed:
             self._flushed.notify_all()
 
@@ -159,11 +158,10 @@ class Journal:
             batch.append(self._queue.popleft())
         if not batch:
             return
-        placeholders = ", ".join([self._placeholder] * len(_COLUMNS))
-        sql = f"INSERT INTO esb_trace ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        sql = f"INSERT INTO esb_trace ({', '.join(_COLUMNS)}) VALUES ({self._database.params(len(_COLUMNS))})"
         try:
-            with _transaction(connection):
-                connection.cursor().executemany(sql, batch)
+            with transaction(connection) as cursor:
+                cursor.executemany(sql, batch)
         except Exception:
             self._queue.extendleft(reversed(batch))  # keep them for the next try
             raise
@@ -190,47 +188,20 @@ class Journal:
             return self._delete_older_than(connection, time.time() - seconds)
 
     def _delete_older_than(self, connection: Any, epoch: float) -> int:
-        with _transaction(connection):
-            cursor = connection.cursor()
+        with transaction(connection) as cursor:
             cursor.execute(f"DELETE FROM esb_trace WHERE at_epoch < {self._placeholder}", (epoch,))
             return cursor.rowcount
 
     # --- backends ---------------------------------------------------------------------------
     @property
     def _placeholder(self) -> str:
-        return "%s" if self.is_postgres else "?"
+        return self._database.placeholder
 
     def _connect(self) -> Any:
-        if self.is_postgres:
-            import psycopg  # optional dependency: pip install 'esb[postgres]'
-
-            return psycopg.connect(self.target, autocommit=True)
-        connection = sqlite3.connect(self.target, timeout=30, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
+        return self._database.connect()
 
     def _create_schema(self, connection: Any) -> None:
-        with _transaction(connection):
-            cursor = connection.cursor()
+        with transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
             for statement in _INDEXES:
                 cursor.execute(statement)
-
-
-class _transaction:
-    """BEGIN/COMMIT on a connection in autocommit mode (the same SQL on SQLite and PostgreSQL)."""
-
-    def __init__(self, connection: Any):
-        self.connection = connection
-
-    def __enter__(self) -> None:
-        self.connection.execute("BEGIN")
-
-    def __exit__(self, error_type, error, traceback) -> None:
-        self.connection.execute("ROLLBACK" if error_type else "COMMIT")
-
-
-def _close_quietly(connection: Any) -> None:
-    with suppress(Exception):  # closing a broken connection may fail too; nothing to do about it
-        connection.close()
