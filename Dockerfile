@@ -1,0 +1,22 @@
+# The image that runs the bus: `docker run -e ESB_BROKER_URL=amqp://... -p 8080:8080 esb`
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    ESB_HTTP_HOST=0.0.0.0 ESB_HTTP_PORT=8080 ESB_DATA_DIR=/var/lib/esb
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY esb ./esb
+COPY adapters ./adapters
+RUN pip install --no-cache-dir '.[postgres]'
+COPY schemas ./schemas
+COPY mappings ./mappings
+COPY routes.yaml ./
+
+RUN useradd --system --home /var/lib/esb esb && mkdir -p /var/lib/esb && chown esb /var/lib/esb
+USER esb
+VOLUME /var/lib/esb
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"ESB_HTTP_PORT\"]}/healthz')"
+ENTRYPOINT ["esb"]
+CMD ["check"]
