@@ -5,13 +5,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     ESB_HTTP_HOST=0.0.0.0 ESB_HTTP_PORT=8080 ESB_DATA_DIR=/var/lib/esb
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md routes.yaml ./
 COPY esb ./esb
 COPY adapters ./adapters
-RUN pip install --no-cache-dir '.[postgres]'
 COPY schemas ./schemas
 COPY mappings ./mappings
-COPY routes.yaml ./
+# Editable: the schemas and mappings are read from /app, where integrators mount their own.
+RUN pip install --no-cache-dir -e '.[postgres]'
 
 RUN useradd --system --home /var/lib/esb esb && mkdir -p /var/lib/esb && chown esb /var/lib/esb
 USER esb
