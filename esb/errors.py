@@ -18,6 +18,10 @@ class Retryable(EsbError):
     """A delivery failed for a reason that may pass: timeout, connection error, HTTP 5xx/408/429."""
 
 
+class Unavailable(EsbError):
+    """The bus cannot store a message right now (broker down, publish not confirmed): try later."""
+
+
 class Permanent(EsbError):
     """A delivery failed for a reason that retrying will not fix: HTTP 4xx, SOAP client fault."""
 

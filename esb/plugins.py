@@ -19,6 +19,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from esb.problems import unknown
@@ -34,6 +35,63 @@ class RawMessage:
     body: bytes
     content_type: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # file name, line, HTTP headers, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to a source that submitted a raw payload: the ids of the messages stored.
+
+    `duplicate` is True when the payload repeated an earlier one (same idempotency key): the
+    ids are then the first payload's and nothing was published again."""
+
+    message_ids: tuple[str, ...]
+    duplicate: bool = False
+
+
+Submit = Callable[..., Accepted]
+"""`submit(raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted`, given to sources.
+
+Returns after the broker confirmed every message made from `raw`. Raises `esb.errors.InputError`
+(decode, mapping or validation problems: nothing was published) or `esb.errors.Unavailable`
+(the bus could not store it now: nothing is reported as accepted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What the runtime gives a source: its route, `submit`, and where to mount HTTP endpoints."""
+
+    route: str
+    submit: Submit
+    add_url_rule: Callable[..., None]  # Flask's app.add_url_rule, for push sources (HTTP, SOAP)
+    data_dir: Path  # for watermarks and claimed files
+    options: dict[str, Any] = field(default_factory=dict)  # the route's own settings
+
+
+class Source:
+    """A source of raw payloads. Push sources mount HTTP endpoints in `start`; polling sources
+    set `poll_interval` (seconds) and implement `poll`, which the scheduler calls."""
+
+    poll_interval: float | None = None
+
+    def start(self, context: SourceContext) -> None:
+        """Called once before traffic starts."""
+
+    def poll(self) -> None:
+        """Fetch what is new and `submit` it (polling sources only)."""
+
+    def stop(self) -> None:
+        """Called once at shutdown; release files, connections."""
+
+
+class Sink:
+    """Delivers one message to a target system, or raises `Retryable` / `Permanent`."""
+
+    def deliver(self, envelope: Any, body: bytes, content_type: str) -> str | None:
+        """Deliver `body` (the rendered target document); return the target's id for it, if any."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once at shutdown."""
 
 
 @dataclass(frozen=True, slots=True)
