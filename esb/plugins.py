@@ -64,7 +64,7 @@ class SourceContext:
     submit: Submit
     add_url_rule: Callable[..., None]  # Flask's app.add_url_rule, for push sources (HTTP, SOAP)
     data_dir: Path  # for watermarks and claimed files
-    options: dict[str, Any] = field(default_factory=dict)  # the route's own settings
+    credentials: Any = None  # esb.credentials.Credentials, for push sources that authenticate callers
 
 
 class Source:
@@ -100,8 +100,10 @@ class AdapterSpec:
 
     - `endpoint_schema`: the options of a `from:`/`to:` block (`{"rest": {...}}`);
     - `system_schema`: the connection settings under `systems.<name>.<adapter>`;
-    - `source_factory(endpoint, system_settings, context)` / `sink_factory(...)` build the
-      running parts (None when the adapter cannot be a source or a sink).
+    - `source_factory(endpoint, system_settings, route_name) -> Source` and
+      `sink_factory(endpoint, system_settings) -> Sink` build the running parts (None while the
+      adapter cannot be a source or a sink); `system_settings` is the system's block for this
+      adapter (or None).
     """
 
     name: str
