@@ -90,21 +90,29 @@ class SchemaRegistry:
             raise ConfigError(problems)
 
     def _compile(self, loaded: dict[str, tuple[Path, tuple[str, int], dict]]) -> list[Problem]:
+        """One jsonschema-rs validator per canonical file; `$ref`s to other files are served from
+        the loaded ones by `_serve_loaded` (a prebuilt jsonschema_rs.Registry would fail as a whole
+        on one bad `$ref`, without saying which file holds it)."""
         problems = []
-        registry = jsonschema_rs.Registry(list(self._by_uri.items()), retriever=_refuse_retrieval)
         for uri, (path, key, schema) in loaded.items():
             if key[0] in SHARED_SCHEMAS:
                 continue
             try:
                 self._validators[key] = jsonschema_rs.Draft202012Validator(
-                    schema, registry=registry, retriever=_refuse_retrieval, validate_formats=True,
-                    base_uri=uri)
+                    schema, retriever=self._serve_loaded, validate_formats=True, base_uri=uri)
             except (ValueError, jsonschema_rs.ReferencingError) as error:
                 first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
                 problems.append(Problem(str(path), 0, f"cannot compile the schema: {first_line}"))
                 continue
             self._schemas[key] = schema
         return problems
+
+    def _serve_loaded(self, uri: str) -> dict:
+        """The retriever of jsonschema-rs: loaded files only, never the network."""
+        schema = self._by_uri.get(urldefrag(uri)[0])
+        if schema is None:
+            raise ValueError(f"{uri} is not a loaded schema file (never fetched from the network)")
+        return schema
 
     # --- what is known ------------------------------------------------------------------------
     def types(self) -> list[str]:
@@ -251,10 +259,6 @@ def _load_file(path: Path) -> tuple[dict | None, list[Problem]]:
         problems.append(Problem(file, 0, f'"$id" {schema_id} does not end with the file name {path.name}, '
                                          'so "$ref"s between files would not find it'))
     return schema, problems
-
-
-def _refuse_retrieval(uri: str) -> Any:
-    raise ValueError(f"{uri} is not a loaded schema file (schemas are never fetched over the network)")
 
 
 # --- rendering ----------------------------------------------------------------------------------
