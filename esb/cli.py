@@ -24,7 +24,24 @@ def _fail(message: str) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    raise NotImplementedError("esb check: foundation issue")
+    from esb.config import load_config
+    from esb.errors import ConfigError
+
+    path = _config_path(args)
+    if not os.path.isfile(path):
+        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem)
+        count = len(error.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found in {path}")
+        return 1
+    destinations = sum(len(route.destinations) for route in config.routes)
+    print(f"{path}: {len(config.routes)} route{'s' if len(config.routes) != 1 else ''}, "
+          f"{destinations} destination{'s' if destinations != 1 else ''}, ok")
+    return 0
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
@@ -32,7 +49,13 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    raise NotImplementedError("esb schema: foundation issue")
+    import json
+
+    from esb.config import build_routes_schema
+
+    # sorted keys and a final newline: schemas/routes.schema.json is this output, byte for byte
+    print(json.dumps(build_routes_schema(), indent=2, sort_keys=True, ensure_ascii=False))
+    return 0
 
 
 def _cmd_topology(args: argparse.Namespace) -> int:
