@@ -17,7 +17,9 @@ Adapter option schemas may carry these keywords, which this module reads:
 `x-esb-role: source|sink` (an option only one side takes), `x-esb-path: true` (a file or
 directory, resolved relative to the routes file), `x-esb-source-required` / `x-esb-sink-required`
 (options one side needs), and `x-esb-source` / `x-esb-sink` on the endpoint schema (what the
-adapter can be). In the built model every option is present: missing ones take their default.
+adapter can be). A string option with `"pattern": DURATION_PATTERN` is a duration. In the built
+model every option is present (missing ones take their default), paths are absolute and
+durations are seconds as floats.
 """
 
 from __future__ import annotations
@@ -247,6 +249,8 @@ class _Document:
     data: Any = None
     lines: dict[JsonPath, int] = field(default_factory=dict)
     from_environment: set[JsonPath] = field(default_factory=set)
+    unset_variables: set[JsonPath] = field(default_factory=set)  # their schema errors would only repeat
+    quoted_references: set[JsonPath] = field(default_factory=set)  # "${VAR}": kept a string
     problems: list[Problem] = field(default_factory=list)
 
     def line(self, path: JsonPath) -> int:
@@ -378,6 +382,7 @@ class _Converter:
             if has_default:
                 return default
             if value is None:
+                self.document.unset_variables.add(path)
                 self.document.add(path, f"environment variable {name} is not set "
                                         f"(set it, or write ${{{name}:-default}})")
             else:
@@ -388,6 +393,8 @@ class _Converter:
         if used_environment:
             self.document.from_environment.add(path)
         whole_reference = _ENV_REFERENCE.fullmatch(text.strip()) and not text.startswith("$$")
+        if node.style is not None and whole_reference:
+            self.document.quoted_references.add(path)
         if node.style is None and whole_reference:
             # an unquoted `${PORT:-8080}` is typed as if the text had been written there
             tag = self.loader.resolve(yaml.ScalarNode, result, (True, False))
@@ -406,6 +413,8 @@ def _expected(schema: dict) -> str:
     """What a schema asks for, in words: "an integer >= 1", "one of classic, quorum"."""
     if "x-esb-expected" in schema:
         return schema["x-esb-expected"]
+    if schema.get("pattern") == DURATION_PATTERN:
+        return _duration_schema()["x-esb-expected"]
     if "const" in schema:
         return _shown(schema["const"])
     if "enum" in schema:
@@ -413,8 +422,11 @@ def _expected(schema: dict) -> str:
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else [t for t in types if t != "null"] or types
     text = " or ".join(_TYPE_WORDS.get(t, t) for t in types) or "a valid value"
-    limits = [("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")]
-    text += "".join(f" {sign} {schema[key]}" for key, sign in limits if key in schema)
+    if "minimum" in schema and "maximum" in schema:
+        text += f" from {schema['minimum']} to {schema['maximum']}"
+    else:
+        limits = [("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")]
+        text += "".join(f" {sign} {schema[key]}" for key, sign in limits if key in schema)
     if "minItems" in schema:
         text += f" of at least {schema['minItems']} item{'s' if schema['minItems'] != 1 else ''}"
     if "minLength" in schema and "maxLength" in schema and schema["minLength"] == schema["maxLength"]:
@@ -449,6 +461,8 @@ def _schema_problems(document: _Document, schema: dict) -> set[JsonPath]:
     for error in sorted(validator.iter_errors(document.data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(error.absolute_path)
         broken.add(path)
+        if path in document.unset_variables:
+            continue
         for extra_path, sentence in _sentences(document, error, path):
             broken.add(extra_path)
             document.add(extra_path, sentence)
@@ -480,7 +494,10 @@ def _sentences(document: _Document, error, path: JsonPath) -> list[tuple[JsonPat
     if kind in {"type", "enum", "const", "pattern", "not", "minimum", "maximum", "exclusiveMinimum",
                 "exclusiveMaximum", "minItems", "minLength", "maxLength"}:
         got = "a value from the environment" if path in document.from_environment else _shown(instance)
-        return [(path, f"expected {_expected(schema)}, got {got}")]
+        hint = ""
+        if kind == "type" and path in document.quoted_references:
+            hint = " (write ${...} without quotes to read it as a number or true/false)"
+        return [(path, f"expected {_expected(schema)}, got {got}{hint}")]
     return [(path, error.message if path not in document.from_environment else f"not valid ({kind})")]
 
 
@@ -494,7 +511,7 @@ def _unknown_key_sentence(schema: dict, key: str, path: JsonPath) -> str:
     what = schema.get("x-esb-what")
     if what is None:
         return unknown("key", key, known)
-    sentence = unknown(f"option of a {what}", key, known)
+    sentence = unknown(f"{what} option", key, known)
     adapter = schema.get("x-esb-adapter")
     if adapter:
         option = adapters()[adapter].endpoint_schema.get("properties", {}).get(key, {})
@@ -532,13 +549,16 @@ class _Checker:
         return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(value)))
 
     def options(self, schema: dict, block: dict) -> dict:
-        """`block` with every option present (defaults filled in) and file paths made absolute."""
+        """`block` with every option present (defaults filled in), file paths made absolute and
+        durations in seconds (floats)."""
         options = copy.deepcopy(block)
         for key, option in schema.get("properties", {}).items():
             if key not in options and "default" in option:
                 options[key] = copy.deepcopy(option["default"])
             if option.get("x-esb-path") and isinstance(options.get(key), str):
                 options[key] = self.resolve(options[key])
+            if option.get("pattern") == DURATION_PATTERN and options.get(key) is not None:
+                options[key] = parse_duration(options[key])
         return options
 
     # the whole file
@@ -659,11 +679,13 @@ class _Checker:
         return tuple(destinations)
 
     def check_endpoint(self, path: JsonPath, entry: Any, role: str) -> Endpoint | None:
-        if not isinstance(entry, dict) or len(entry) != 1:
-            return None
-        adapter, block = next(iter(entry.items()))
-        spec = self.specs.get(adapter)
-        if spec is None or not isinstance(block, dict):
+        named = [key for key in entry if key in self.specs] if isinstance(entry, dict) else []
+        if len(named) != 1:
+            return None  # no adapter, or several: the schema said so
+        adapter = named[0]
+        block = entry[adapter]
+        spec = self.specs[adapter]
+        if not isinstance(block, dict):
             return None
         path = (*path, adapter)
         if role == "source" and not spec.can_source:
@@ -752,7 +774,7 @@ class _Checker:
         try:
             jmespath.compile(expression)
         except JMESPathError as error:
-            self.add(path, f"filter is not a valid JMESPath expression: {str(error).splitlines()[0]}")
+            self.add(path, f"not a valid JMESPath expression: {_jmespath_error(error)}")
             return None
         return expression
 
@@ -772,6 +794,19 @@ class _Checker:
         except (ValueError, TypeError) as error:
             self.add(path, str(error))
             return None
+
+
+def _jmespath_error(error: Exception) -> str:
+    """"the expression ends too early at column 13" rather than jmespath's several-line message."""
+    from jmespath.exceptions import IncompleteExpressionError
+
+    position = getattr(error, "lex_position", None)
+    where = f" at column {position + 1}" if isinstance(position, int) else ""
+    if isinstance(error, IncompleteExpressionError):
+        return f"the expression ends too early{where}"
+    detail = getattr(error, "message", None) or (
+        f"unexpected {error.token_value!r}" if getattr(error, "token_value", None) else "syntax error")
+    return f"{detail}{where}"
 
 
 # --------------------------------------------------------------------------- the public functions
