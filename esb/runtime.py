@@ -1,0 +1,259 @@
+"""The route runtime: wires sources, the pipeline, validation, the transport, sinks, the journal
+and the HTTP app together for every route of a `Config`. `esb run` starts one; tests start one
+in-process on a free port.
+
+Inbound: `submit(route, raw)` = decode, map, validate, filter (esb.pipeline), de-duplicate by
+idempotency key, publish confirmed to every destination that passed its filter; the answer
+comes only after the broker confirmed every message made from `raw`.
+Outbound: one consumer per (route, destination) renders the envelope for its target and hands
+it to the sink; the transport turns the sink's outcome into ack, retry or dead-letter.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from esb.credentials import Credentials
+from esb.errors import InputError, Unavailable
+from esb.idempotency import IdempotencyStore
+from esb.journal import Journal
+from esb.logs import message_fields
+from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
+from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
+from esb.routes import Config, Destination, Route
+from esb.transport import Delivery, PublishError, Transport, TransportEvents, create_transport
+from esb.web import HttpServer, create_app
+
+log = logging.getLogger("esb.runtime")
+
+DEFAULT_PUBLISH_TIMEOUT = 15.0
+"""Seconds an inbound request waits for the broker's confirms before it is answered 503."""
+
+CONTENT_TYPES = {"json": "application/json", "xml": "application/xml", "csv": "text/csv",
+                 "fixed": "text/plain", "fixedwidth": "text/plain"}
+
+
+@dataclass
+class RuntimeOptions:
+    """How one `esb run` process runs (flags > environment > routes.yaml settings)."""
+
+    broker_url: str | None
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    http: bool = True  # serve inbound endpoints and monitoring (off in extra consumer workers)
+    sources: bool = True  # run sources and pollers (off in extra consumer workers)
+    consumers: bool = True
+    journal: str | None = None  # a postgresql:// DSN; default: <data_dir>/journal.sqlite
+    credentials: Credentials = field(default_factory=Credentials)
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    transport_options: dict[str, Any] = field(default_factory=dict)
+
+
+class JournalEvents(TransportEvents):
+    """Writes the outbound outcomes the transport reports into the trace journal."""
+
+    def __init__(self, journal: Journal):
+        self.journal = journal
+
+    def _record(self, step: str, delivery: Delivery, detail: str | None = None) -> None:
+        self.journal.record(step, message_id=delivery.message_id or "?", route=delivery.route,
+                            destination=delivery.destination, correlation_id=delivery.correlation_id,
+                            detail=detail)
+
+    def acked(self, delivery: Delivery, seconds: float) -> None:
+        self._record("delivered", delivery, f"attempt {delivery.attempt}, {seconds * 1000:.0f} ms")
+
+    def retried(self, delivery: Delivery, error: BaseException, delay: float) -> None:
+        self._record("retried", delivery, f"attempt {delivery.attempt}: {type(error).__name__}: {error}; "
+                                          f"next try in {delay:g} s")
+
+    def dead_lettered(self, delivery: Delivery, error: BaseException, reason: str) -> None:
+        self._record("dead_lettered", delivery, f"{reason} after attempt {delivery.attempt}: "
+                                                f"{type(error).__name__}: {error}")
+
+
+class Runtime:
+    def __init__(self, config: Config, options: RuntimeOptions, *, validator: Any = None):
+        self.config = config
+        self.options = options
+        if validator is None:
+            from esb.schemas import default_registry
+
+            validator = default_registry()
+        self._validate = validator.validate
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(options.journal or options.data_dir / "journal.sqlite")
+        self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
+        transport_options = {"queue_type": config.settings.get("queue_type"), **options.transport_options}
+        self.transport: Transport = create_transport(options.broker_url, config.routes,
+                                                     events=JournalEvents(self.journal), **transport_options)
+        self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
+        self.app = create_app(readiness={"broker": self._broker_ready, "journal": self._journal_ready})
+        self.sources: list[Source] = []
+        self.sinks: list[Sink] = []
+        self.server: HttpServer | None = None
+        self.scheduler = None
+        self._stopped = threading.Event()
+
+    # --- building ---------------------------------------------------------------------------
+    def _inbound_pipeline(self, route: Route) -> InboundPipeline:
+        mapping = _load_mapping(route.map)
+        return InboundPipeline(route, mapping=mapping, validate=self._validate,
+                               source=route.source.system or route.source.adapter)
+
+    def _system_settings(self, adapter: str, system: str | None) -> dict | None:
+        if not system:
+            return None
+        return self.config.systems[system].settings.get(adapter)
+
+    def _start_consumer(self, route: Route, destination: Destination) -> None:
+        endpoint = destination.endpoint
+        spec = get_adapter(endpoint.adapter)
+        if spec.sink_factory is None:
+            raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
+        sink = spec.sink_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system))
+        self.sinks.append(sink)
+        mapping = _load_mapping(destination.map)
+        outbound = OutboundPipeline(destination, mapping=mapping)
+        output_format = getattr(mapping, "output_format", None) or "json"
+        content_type = CONTENT_TYPES.get(output_format, "application/json")
+
+        def deliver(envelope, delivery: Delivery) -> None:
+            sink.deliver(envelope, outbound.render(envelope), content_type)
+
+        self.transport.consume(route.name, destination.name, deliver)
+
+    def _start_source(self, route: Route) -> None:
+        endpoint = route.source
+        spec = get_adapter(endpoint.adapter)
+        if spec.source_factory is None:
+            raise RuntimeError(f'adapter "{endpoint.adapter}" cannot be a source yet (route {route.name})')
+        source = spec.source_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system),
+                                     route.name)
+        context = SourceContext(route=route.name, submit=partial(self.submit, route.name),
+                                add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
+                                credentials=self.options.credentials)
+        source.start(context)
+        self.sources.append(source)
+        if source.poll_interval:
+            self._scheduler().add_job(source.poll, "interval", seconds=source.poll_interval,
+                                      id=f"poll-{route.name}", max_instances=1, coalesce=True)
+
+    def _scheduler(self):
+        if self.scheduler is None:
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            self.scheduler = BackgroundScheduler(timezone="UTC")
+        return self.scheduler
+
+    # --- running ----------------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> Runtime:
+        """Connect, declare, consume, mount sources, then open the HTTP port; returns self."""
+        if self.options.consumers:
+            for route in self.config.routes:
+                for destination in route.destinations:
+                    self._start_consumer(route, destination)
+        self.transport.start(timeout)
+        if self.options.sources:
+            for route in self.config.routes:
+                self._start_source(route)
+            if self.scheduler is not None:
+                self.scheduler.start()
+        if self.options.http:
+            self.server = HttpServer(self.app, host=self.options.host, port=self.options.port).start()
+        log.info("bus started: %d routes", len(self.config.routes))
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking input, finish (or requeue) what is in hand, close. Safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.server is not None:
+            self.server.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        for source in self.sources:
+            source.stop()
+        self.transport.stop(timeout)
+        for sink in self.sinks:
+            sink.close()
+        self.journal.close()
+        log.info("bus stopped")
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    # --- inbound ----------------------------------------------------------------------------
+    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
+        """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
+        try:
+            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key)
+        except InputError as error:
+            self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
+                                detail=str(error)[:2000])
+            raise
+        fresh, ids = [], []
+        for message in prepared:
+            key = message.envelope.idempotency_key
+            earlier = self.idempotency.claim(route_name, key, message.envelope.id) if key else None
+            ids.append(earlier or message.envelope.id)
+            if earlier is None:
+                fresh.append(message)
+        self._publish_all(route_name, fresh)
+        return Accepted(tuple(ids), duplicate=bool(prepared) and not fresh)
+
+    def _publish_all(self, route_name: str, messages: list[PreparedMessage]) -> None:
+        route = self.config.route(route_name)
+        everywhere = tuple(d.name for d in route.destinations)
+        futures: list[tuple[PreparedMessage, concurrent.futures.Future]] = []
+        for message in messages:
+            self.journal.record("received", message_id=message.envelope.id, route=route_name,
+                                correlation_id=message.envelope.correlation_id)
+            targets = [None] if message.destinations == everywhere else list(message.destinations)
+            futures.extend((message, self.transport.publish(message.envelope, route_name, target))
+                           for target in targets)
+        failed: dict[str, tuple[PreparedMessage, BaseException]] = {}
+        for message, future in futures:
+            try:
+                future.result(self.options.publish_timeout)
+            except (PublishError, concurrent.futures.TimeoutError) as error:
+                failed[message.envelope.id] = (message, error)
+        for message in messages:
+            envelope = message.envelope
+            if envelope.id in failed:
+                if envelope.idempotency_key:
+                    self.idempotency.release(route_name, envelope.idempotency_key, envelope.id)
+                continue
+            self.journal.record("published", message_id=envelope.id, route=route_name,
+                                correlation_id=envelope.correlation_id,
+                                detail=", ".join(message.destinations))
+        if failed:
+            message, error = next(iter(failed.values()))
+            log.warning("publish not confirmed: %s", error, extra=message_fields(
+                message_id=message.envelope.id, route=route_name))
+            raise Unavailable(f"{len(failed)} of {len(messages)} messages not confirmed by the broker: "
+                              f"{error}")
+
+    # --- readiness --------------------------------------------------------------------------
+    def _broker_ready(self) -> str | None:
+        return None if self.transport.connected else "not connected to the broker"
+
+    def _journal_ready(self) -> str | None:
+        return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
+
+
+def _load_mapping(path: str | None) -> Any:
+    if not path:
+        return None
+    from esb.mapping import load_mapping
+
+    return load_mapping(path)
