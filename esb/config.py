@@ -260,10 +260,11 @@ class _Document:
             path = path[:-1]
         return self.lines.get(path, 1 if self.data is not None else 0)
 
-    def add(self, path: JsonPath, sentence: str) -> None:
+    def add(self, path: JsonPath, sentence: str, line: int | None = None) -> None:
+        """A problem at `path` (on `line` when given, else on the line of `path`)."""
         where = format_path(path)
         text = f"{where}: {sentence}" if where else sentence
-        self.problems.append(Problem(self.file, self.line(path), text))
+        self.problems.append(Problem(self.file, line or self.line(path), text))
 
 
 def format_path(path: JsonPath) -> str:
@@ -353,8 +354,9 @@ class _Converter:
             if not isinstance(key, str):
                 key = str(key)  # e.g. `1: x`; JSON keys are strings
             if key in result:
-                self.document.add((*path, key), f'"{key}" appears twice in this block '
-                                                f"(the first on line {self.document.lines[(*path, key)]})")
+                self.document.add(path, f'"{key}" appears twice in this block '
+                                                f"(the first on line {self.document.lines[(*path, key)]})",
+                                  line=line)
                 continue
             self.document.lines[(*path, key)] = line
             result[key] = self.convert(value_node, (*path, key))
@@ -712,7 +714,7 @@ class _Checker:
             self.add((*path, "system"), unknown("system", name, self.systems_block))
             return None
         block = self.systems_block[name]
-        if not isinstance(block, dict):
+        if not isinstance(block, dict) or self.is_broken(("systems", name)):
             return None
         if adapter not in block:
             has = ", ".join(block) or "none"
