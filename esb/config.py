@@ -735,12 +735,14 @@ class _Checker:
             return None, None
         from esb.mapping import check_mapping, load_mapping
 
-        problems = check_mapping(full)
+        # the mapping's own problems name it as the routes file was named: relative stays relative
+        shown = full if os.path.isabs(self.document.file) else os.path.relpath(full)
+        problems = check_mapping(shown)
         if problems:
             self.document.problems.extend(problems)
             return None, None
         try:
-            mapping = load_mapping(full)
+            mapping = load_mapping(shown)
         except Exception as error:  # check_mapping passed it: say what load_mapping found
             self.add(path, f"mapping {value} cannot be loaded: {error}")
             return None, None
@@ -749,7 +751,7 @@ class _Checker:
                               else ("a destination's map:", "canonical type -> target format"))
             self.add(path, f'mapping {value} has direction "{mapping.direction}"; {place} needs direction '
                            f'"{direction}" ({purpose})')
-        elif canonical_type and mapping.canonical_type != canonical_type:
+        elif canonical_type and mapping.canonical_type and mapping.canonical_type != canonical_type:
             self.add(path, f'mapping {value} is for canonical type "{mapping.canonical_type}", '
                            f'but the route carries "{canonical_type}"')
         return full, mapping.canonical_type

@@ -361,3 +361,35 @@ def test_every_adapter_option_has_a_description_and_a_default_unless_required():
 def test_the_shipped_routes_yaml_is_clean():
     # Needs the mappings (mappings/erp, mappings/wms) and esb.mapping written beside this work.
     assert [str(problem) for problem in check_config(PROJECT / "routes.yaml", NO_ENVIRONMENT)] == []
+
+
+# --------------------------------------------------------------------------- mapping files
+
+def test_mapping_files_are_resolved_and_kept_as_absolute_paths():
+    config = load_config(DATA / "with_mappings.yaml", NO_ENVIRONMENT)
+
+    route = config.route("orders")
+    assert route.map == str(DATA / "mappings" / "order.in.yaml")
+    assert route.destination("file").map == str(DATA / "mappings" / "order.out.yaml")
+
+
+def test_mappings_must_map_the_right_way_and_the_routes_canonical_type():
+    problems = problems_of("mapping_mismatch.yaml")
+
+    assert problems[:3] == [
+        (5, 'routes[0].map: mapping mappings/order.out.yaml has direction "out"; a route\'s map: needs '
+            'direction "in" (source format -> canonical type)'),
+        (8, 'routes[0].to[0].file.map: mapping mappings/order.in.yaml has direction "in"; a destination\'s '
+            'map: needs direction "out" (canonical type -> target format)'),
+        (11, 'routes[1].map: mapping mappings/order.in.yaml is for canonical type "purchase_order", but the '
+             'route carries "goods_receipt"'),
+    ]
+
+
+def test_a_mappings_own_problems_are_reported_with_its_file_and_line():
+    problems = check_config(DATA / "mapping_mismatch.yaml", NO_ENVIRONMENT)
+
+    broken = str(DATA / "mappings" / "broken.in.yaml")
+    in_mapping = [problem for problem in problems if problem.file.endswith("broken.in.yaml")]
+    assert in_mapping and all(problem.file == broken for problem in in_mapping)
+    assert any(problem.line == 5 and 'did you mean "fields"?' in problem.what for problem in in_mapping)
