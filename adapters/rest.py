@@ -38,6 +38,7 @@ SYSTEM_SCHEMA = {
     "required": ["base_url"],
     "properties": {
         "base_url": {"type": "string", "pattern": "^https?://",
+                     "x-esb-expected": "an http:// or https:// URL",
                      "description": "Base URL of the API (http:// or https://); a destination's path is "
                                     "appended to it."},
         "token": {"type": ["string", "null"], "default": None,

@@ -36,6 +36,7 @@ SYSTEM_SCHEMA = {
                  "description": "The service's WSDL file, relative to the routes file (a local copy: "
                                 "the bus never fetches a WSDL over the network at start-up)."},
         "endpoint_url": {"type": ["string", "null"], "pattern": "^https?://", "default": None,
+                         "x-esb-expected": "an http:// or https:// URL",
                          "description": "Service address to call instead of the one in the WSDL "
                                         "(test and production systems often share one WSDL)."},
         "username": {"type": ["string", "null"], "default": None,
