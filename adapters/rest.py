@@ -1,7 +1,5 @@
 """REST over HTTP: inbound `POST /in/<route>` (a push source) and outbound calls (a sink).
 
-Only the config spec lives here for now; the source and sink come with the HTTP issue.
-
 Options are JSON-Schema fragments. Keywords the bus adds (see `esb.config`):
 `x-esb-role` ("source" or "sink") marks an option that only one side takes, `x-esb-path`
 marks a file path (resolved relative to the routes file), `x-esb-source-required` /
@@ -10,10 +8,20 @@ marks a file path (resolved relative to the routes file), `x-esb-source-required
 
 from __future__ import annotations
 
+import re
+import threading
 from pathlib import Path
+from urllib.parse import quote
 
-from esb.durations import DURATION_PATTERN
-from esb.plugins import AdapterSpec, register
+import jmespath
+import requests
+from flask import jsonify, request
+
+from esb import jsonfmt
+from esb.credentials import presented_key
+from esb.durations import DURATION_PATTERN, parse_duration
+from esb.errors import DecodeError, InputError, Permanent, Retryable, Unavailable
+from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds an outbound call may take (connect plus read) before it counts as a retryable failure."""
@@ -121,12 +129,194 @@ def check_endpoint(endpoint, system: dict | None, base_dir) -> list[str]:
     return []
 
 
+# --- the source: POST /in/<route> ------------------------------------------------------------
+
+class RestSource(Source):
+    """A push source: `POST /in/<route>` answers 202 with the message id once the broker confirmed.
+
+    400 undecodable, 422 unmappable or invalid (each problem listed), 401 no or unknown key,
+    403 a key without the sender role for this route, 413 over `max_body_bytes`,
+    503 when the bus cannot store the message now (never a 202 that was not stored).
+    """
+
+    def __init__(self, endpoint, system: dict | None, route_name: str):
+        self.options = {name: spec.get("default") for name, spec in ENDPOINT_SCHEMA["properties"].items()}
+        self.options.update(endpoint.options)
+        self.route = route_name
+        self.sender = endpoint.options.get("system")
+        expression = self.options.get("idempotency_key")
+        self._key_expression = jmespath.compile(expression) if expression else None
+
+    def start(self, context: SourceContext) -> None:
+        self._submit = context.submit
+        self._credentials = context.credentials
+        context.add_url_rule(f"/in/{self.route}", endpoint=f"in_{self.route}", view_func=self._receive,
+                             methods=["POST"])
+
+    def _authorize(self):
+        """None when the caller may post, else the error response."""
+        if self.options["auth"] == "none":
+            return None
+        key = presented_key(request.headers)
+        principal = self._credentials.identify(key) if self._credentials is not None else None
+        if principal is None:
+            return _error(401, "unauthorized", "a valid API key (X-API-Key) or bearer token is required",
+                          {"WWW-Authenticate": 'Bearer realm="esb"'})
+        if not principal.may_send(self.route):
+            return _error(403, "forbidden", f'"{principal.name}" may not post to route "{self.route}"')
+        return None
+
+    def _receive(self):
+        refused = self._authorize()
+        if refused is not None:
+            return refused
+        limit = self.options["max_body_bytes"]
+        if request.content_length is not None and request.content_length > limit:
+            return _error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
+        body = request.stream.read(limit + 1)
+        if len(body) > limit:
+            return _error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
+        if not body:
+            return _error(400, "decode", "the body is empty")
+        key = request.headers.get("Idempotency-Key") or self._business_key(body)
+        raw = RawMessage(body, request.content_type, {"sender": self.sender, "remote": request.remote_addr})
+        try:
+            accepted = self._submit(raw, idempotency_key=key)
+        except DecodeError as error:
+            return jsonify(error.as_dict()), 400
+        except InputError as error:
+            return jsonify(error.as_dict()), 422
+        except Unavailable as error:
+            response = _error(503, "unavailable", f"the bus cannot store the message now: {error}")
+            response.headers["Retry-After"] = "5"
+            return response
+        ids = list(accepted.message_ids)
+        answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
+        return jsonify(answer), 200 if accepted.duplicate else 202
+
+    def _business_key(self, body: bytes) -> str | None:
+        if self._key_expression is None or self.options["format"] != "json":
+            return None
+        try:
+            value = self._key_expression.search(jsonfmt.loads(body))
+        except ValueError:
+            return None  # the pipeline reports the bad JSON with its position
+        return None if value is None else str(value)
+
+
+def _error(status: int, error: str, message: str, headers: dict | None = None):
+    response = jsonify(error=error, message=message)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+# --- the sink: calls to a system's API ----------------------------------------------------------
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class RestSink(Sink):
+    """One HTTP call per message; 2xx (or `success_codes`) delivered, 408/425/429/5xx and
+    connection errors or timeouts retryable, any other status permanent."""
+
+    def __init__(self, endpoint, system: dict):
+        options = endpoint.options
+        self.method = options.get("method", "POST")
+        self.base_url = system["base_url"].rstrip("/")
+        self.path = options["path"]
+        self.timeout = parse_duration(options.get("timeout") or system.get("timeout") or DEFAULT_TIMEOUT)
+        self.success_codes = frozenset(options.get("success_codes") or DEFAULT_SUCCESS_CODES)
+        self.idempotency_header = options.get("idempotency_header", True)
+        capture = options.get("capture_id")
+        self._capture = jmespath.compile(capture) if capture else None
+        self.headers = {**(system.get("headers") or {}), **(options.get("headers") or {})}
+        self.auth = None
+        if system.get("token"):
+            self.headers["Authorization"] = f"Bearer {system['token']}"
+        elif system.get("username"):
+            self.auth = (system["username"], system.get("password") or "")
+        if system.get("api_key"):
+            self.headers[system.get("api_key_header") or "X-API-Key"] = system["api_key"]
+        self.verify = system.get("ca_file") or system.get("verify_tls", True)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+
+    def _session(self) -> requests.Session:
+        """One connection-pooling session per handler thread (a Session is not made for sharing)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self.headers)
+            session.auth = self.auth
+            session.verify = self.verify
+            self._sessions.append(session)
+        return session
+
+    def url_for(self, document: dict) -> str:
+        """The path template filled from the document (dotted paths), each value URL-encoded."""
+        def fill(match: re.Match) -> str:
+            value = jmespath.search(match.group(1), document)
+            if value is None:
+                raise Permanent(f"path {self.path!r}: the document has no {match.group(1)!r}")
+            return quote(str(value), safe="")
+        return self.base_url + _PLACEHOLDER.sub(fill, self.path)
+
+    def deliver(self, envelope, body: bytes, content_type: str) -> str | None:
+        headers = {"Content-Type": content_type}
+        if self.idempotency_header:
+            headers["Idempotency-Key"] = envelope.id
+        if envelope.correlation_id:
+            headers["X-Correlation-Id"] = envelope.correlation_id
+        url = self.url_for(_path_document(body, envelope.payload) if "{" in self.path else {})
+        try:
+            response = self._session().request(self.method, url, data=body, headers=headers,
+                                            timeout=self.timeout)
+        except requests.Timeout as error:
+            raise Retryable(f"{self.method} {url}: no answer within {self.timeout:g} s") from error
+        except requests.RequestException as error:
+            raise Retryable(f"{self.method} {url}: {type(error).__name__}: {error}") from error
+        status = response.status_code
+        if status in self.success_codes:
+            return self._captured_id(response)
+        text = f"{self.method} {url} answered {status}: {response.text[:300]}"
+        if status in RETRYABLE_STATUS or status >= 500:
+            raise Retryable(text)
+        raise Permanent(text)
+
+    def _captured_id(self, response) -> str | None:
+        if self._capture is None:
+            return None
+        try:
+            value = self._capture.search(response.json())
+        except ValueError:
+            return None
+        return None if value is None else str(value)
+
+    def close(self) -> None:
+        for session in self._sessions:
+            session.close()
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def _path_document(body: bytes, payload: dict) -> dict:
+    """Path placeholders are filled from the rendered document when it is a JSON object,
+    falling back to the canonical payload for names it lacks."""
+    try:
+        document = jsonfmt.loads(body)
+    except ValueError:
+        return payload
+    return {**payload, **document} if isinstance(document, dict) else payload
+
+
 register(AdapterSpec(
     name="rest",
     summary="HTTP/JSON or XML: inbound POST /in/<route>, outbound calls to a system's API",
     endpoint_schema=ENDPOINT_SCHEMA,
     system_schema=SYSTEM_SCHEMA,
-    source_factory=None,
-    sink_factory=None,
+    source_factory=RestSource,
+    sink_factory=lambda endpoint, system: RestSink(endpoint, system or {}),
     check=check_endpoint,
 ))

@@ -65,6 +65,10 @@ class SourceContext:
     add_url_rule: Callable[..., None]  # Flask's app.add_url_rule, for push sources (HTTP, SOAP)
     data_dir: Path  # for watermarks and claimed files
     credentials: Any = None  # esb.credentials.Credentials, for push sources that authenticate callers
+    dead_letter: Callable[[RawMessage, BaseException], None] | None = None
+    """For polled sources: store a raw payload that `submit` refused (InputError) in the route's
+    dead-letter queue with its error, confirmed, so it can be replayed once fixed. Raises
+    `esb.errors.Unavailable` when it could not be stored (then keep the input and try later)."""
 
 
 class Source:

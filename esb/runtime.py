@@ -140,7 +140,8 @@ class Runtime:
                                      route.name)
         context = SourceContext(route=route.name, submit=partial(self.submit, route.name),
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
-                                credentials=self.options.credentials)
+                                credentials=self.options.credentials,
+                                dead_letter=partial(self.dead_letter, route.name))
         source.start(context)
         self.sources.append(source)
         if source.poll_interval:
@@ -210,6 +211,19 @@ class Runtime:
                 fresh.append(message)
         self._publish_all(route_name, fresh)
         return Accepted(tuple(ids), duplicate=bool(prepared) and not fresh)
+
+    def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> None:
+        """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed."""
+        headers = {f"esb-source-{k}": str(v) for k, v in raw.metadata.items() if v is not None}
+        future = self.transport.publish_dead_letter(route_name, None, raw.body, error, headers,
+                                                    content_type=raw.content_type)
+        try:
+            future.result(self.options.publish_timeout)
+        except (PublishError, concurrent.futures.TimeoutError) as failure:
+            raise Unavailable(f"could not dead-letter the refused input: {failure}") from failure
+        message_id = str(uuid.uuid4())
+        self.journal.record("dead_lettered", message_id=message_id, route=route_name,
+                            detail=f"refused input: {str(error)[:1000]}")
 
     def _publish_all(self, route_name: str, messages: list[PreparedMessage]) -> None:
         route = self.config.route(route_name)
