@@ -155,11 +155,12 @@ def _is_zero_date(text: str) -> bool:
     return not text.strip(" 0:-T.")
 
 
-def to_date(value: Any, formats: tuple[str, ...] = ()) -> str | None:
-    """``YYYY-MM-DD`` from ``20261130``, ``2026-11-30``, an RFC 3339 time, or ``formats``
-    (strptime); ``00000000`` and blank are no date (None)."""
+def to_date(value: Any, formats: tuple[str, ...] = (), zone: ZoneInfo | None = None) -> str | None:
+    """``YYYY-MM-DD`` from ``20261130``, ``2026-11-30``, ``formats`` (strptime), or a time with
+    an offset, whose date is taken in ``zone`` (the mapping's) when given: 2026-11-26T23:55Z is
+    2026-11-27 in Asia/Shanghai. ``00000000`` and blank are no date (None)."""
     if isinstance(value, datetime):
-        return value.date().isoformat()
+        return _local_date(value, zone)
     if isinstance(value, date):
         return value.isoformat()
     text = to_text(value)
@@ -167,7 +168,7 @@ def to_date(value: Any, formats: tuple[str, ...] = ()) -> str | None:
         return None
     for form in formats:
         try:
-            return datetime.strptime(text, form).date().isoformat()
+            return _local_date(datetime.strptime(text, form), zone)
         except ValueError:
             continue
     if not formats:
@@ -176,10 +177,16 @@ def to_date(value: Any, formats: tuple[str, ...] = ()) -> str | None:
                 return datetime.strptime(text, "%Y%m%d").date().isoformat()
             if len(text) == 10:
                 return date.fromisoformat(text).isoformat()
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+            return _local_date(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
         except ValueError:
             pass
     raise ConversionError(f"a date ({' or '.join(formats) if formats else 'YYYYMMDD or YYYY-MM-DD'})")
+
+
+def _local_date(moment: datetime, zone: ZoneInfo | None) -> str:
+    if moment.tzinfo is not None and zone is not None:
+        moment = moment.astimezone(zone)
+    return moment.date().isoformat()
 
 
 def to_datetime(value: Any, zone: ZoneInfo, formats: tuple[str, ...] = ()) -> str | None:
@@ -835,12 +842,12 @@ class _Compiler:
             return lambda value, context: to_integer(value)
         if kind == "boolean":
             return lambda value, context: to_boolean(value)
+        zone = self.zone
+        if "timezone" in spec:
+            zone = self.timezone(spec["timezone"], spec, "timezone") or zone
         if kind == "date":
-            return lambda value, context: to_date(value, formats)
+            return lambda value, context: to_date(value, formats, zone)
         if kind == "datetime":
-            zone = self.zone
-            if "timezone" in spec:
-                zone = self.timezone(spec["timezone"], spec, "timezone") or zone
             return lambda value, context: to_datetime(value, zone, formats)
         self.problem(self.line_of(spec, "type"), f"{path}: {unknown('type', kind, TYPES)}")
         return None
