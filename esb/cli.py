@@ -58,6 +58,66 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    """Everything in one process (inbound endpoints, pollers, consumers, monitoring); with
+    `--workers N`, N-1 more processes that only consume (competing consumers)."""
+    import signal
+    import subprocess
+    import threading
+    from pathlib import Path
+
+    from esb import logs
+    from esb.config import load_config
+    from esb.credentials import Credentials
+    from esb.errors import ConfigError
+    from esb.runtime import Runtime, RuntimeOptions
+    from esb.transport import TransportError
+
+    path = _config_path(args)
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return _fail(f"{len(error.problems)} problems in {path}; nothing was started")
+    except FileNotFoundError:
+        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
+    try:
+        credentials = Credentials.from_environment()
+    except (ValueError, OSError) as error:
+        return _fail(f"credentials: {error}")
+    settings, env = config.settings, os.environ
+    consumer_only = args.role == "consumer"
+    options = RuntimeOptions(
+        broker_url=args.broker or env.get("ESB_BROKER_URL") or settings.get("broker_url") or None,
+        data_dir=Path(env.get("ESB_DATA_DIR") or settings.get("data_dir") or ".esb"),
+        host=args.host or env.get("ESB_HTTP_HOST") or settings.get("http_host") or "127.0.0.1",
+        port=int(args.port or env.get("ESB_HTTP_PORT") or settings.get("http_port") or 8080),
+        http=not consumer_only, sources=not consumer_only,
+        journal=settings.get("journal"), credentials=credentials,
+    )
+    logs.configure(env.get("ESB_LOG_LEVEL", "INFO"))
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    try:
+        runtime = Runtime(config, options).start()
+    except TransportError as error:
+        return _fail(str(error))
+    children = [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
+                                  *(["--broker", args.broker] if args.broker else [])])
+                for _ in range(max(0, args.workers - 1))]
+    if runtime.server is not None:
+        print(f"esb: listening on {runtime.server.url}", file=sys.stderr, flush=True)
+    stop.wait()
+    for child in children:
+        child.terminate()
+    runtime.stop()
+    for child in children:
+        child.wait(30)
+    return 0
+
+
 def _cmd_topology(args: argparse.Namespace) -> int:
     raise NotImplementedError("esb topology: transport issue")
 
@@ -83,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument("mapping", help="mapping file (YAML)")
     mapper.add_argument("input", help="input file (as the mapping's input format says), or - for stdin")
     mapper.add_argument("--validate", metavar="TYPE", help="validate each result against this canonical type")
+
+    runner = command("run", "run the bus: inbound endpoints, pollers, consumers and monitoring", _cmd_run)
+    runner.add_argument("--broker", help="broker URL (default: $ESB_BROKER_URL, then settings.broker_url)")
+    runner.add_argument("--host", help="HTTP host (default: $ESB_HTTP_HOST, settings.http_host, 127.0.0.1)")
+    runner.add_argument("--port", type=int,
+                        help="HTTP port (default: $ESB_HTTP_PORT, settings.http_port, 8080)")
+    runner.add_argument("--workers", type=int, default=1,
+                        help="processes in all; the extra ones only consume (competing consumers)")
+    runner.add_argument("--role", choices=["all", "consumer"], default="all", help=argparse.SUPPRESS)
 
     command("schema", "print the JSON Schema of routes.yaml, built from the registered adapters", _cmd_schema)
 
