@@ -45,7 +45,61 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    raise NotImplementedError("esb map: foundation issue")
+    """Run a mapping file on an input file (``-``: stdin) and print what it makes.
+
+    An "in" mapping prints each canonical document as indented JSON, one after another (a JSON
+    stream, as jq reads and writes it: `esb map m.yaml in.csv | jq -s .` gives an array); an
+    "out" mapping prints what the sink would send (JSON indented; XML, CSV, fixed-width as bytes).
+    ``--validate TYPE`` checks the canonical side: each result of an "in" mapping, the input of an
+    "out" mapping. Exit 1 with one message on a bad mapping file, bad input or invalid result.
+    """
+    import contextlib
+
+    from esb import jsonfmt
+    from esb.errors import ConfigError, InputError
+    from esb.mapping import load_mapping
+
+    try:
+        mapping = load_mapping(args.mapping)
+    except ConfigError as error:
+        return _fail(f"{args.mapping} cannot be used:\n" + "\n".join(f"  {p}" for p in error.problems))
+    registry = None
+    if args.validate:
+        from esb.schemas import SchemaRegistry
+
+        try:
+            registry = SchemaRegistry()
+            registry.versions(args.validate)  # an unknown type fails here, before any input is read
+        except ConfigError as error:
+            return _fail("the schemas cannot be used:\n" + "\n".join(f"  {p}" for p in error.problems))
+        except KeyError as error:
+            return _fail(f"--validate: {error}")
+    done = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            raw = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
+            for document in mapping.decode(raw):
+                canonical = document if mapping.direction == "out" else None
+                result = mapping.apply(document)
+                canonical = result if canonical is None else canonical
+                if registry is not None:
+                    registry.validate(args.validate, canonical)
+                if mapping.direction == "in" or mapping.output_format == "json":
+                    mapping.encode(result)  # fails here as the sink would, not later
+                    print(jsonfmt.pretty(result), flush=True)
+                else:
+                    sys.stdout.buffer.write(mapping.encode(result))
+                    sys.stdout.buffer.flush()
+                done += 1
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):  # `esb map ... | head`: the reader has had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        return _fail(f"cannot read {args.input}: {error.strerror or error}")
+    except InputError as error:
+        where = f"{args.input}, document {done + 1}" if done else args.input
+        return _fail(f"{where}: {error}")
+    return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
