@@ -38,7 +38,7 @@ def _decode_lines(stream: BinaryIO) -> Iterator[Any]:
         if number == 1:
             raw = raw.removeprefix(UTF8_BOM)
         if raw.strip():
-            yield _parse(raw, line_offset=number - 1)
+            yield _parse(raw.rstrip(b"\r\n"), line_offset=number - 1)
 
 
 def _parse(data: bytes, *, line_offset: int) -> Any:
