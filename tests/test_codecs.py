@@ -202,7 +202,8 @@ def test_csv_is_read_lazily_from_an_endless_stream():
 
 
 def test_csv_encoding_writes_a_header_and_decimals_without_exponent():
-    rows = [{"sku": "A1", "qty": Decimal("1E+1"), "lot": None}, {"sku": "中", "qty": Decimal("0.3"), "lot": "L"}]
+    rows = [{"sku": "A1", "qty": Decimal("1E+1"), "lot": None},
+            {"sku": "中", "qty": Decimal("0.3"), "lot": "L"}]
     assert codecs.encode("csv", rows, encoding="gbk") == "sku,qty,lot\r\nA1,10,\r\n中,0.3,L\r\n".encode("gbk")
 
 
@@ -229,7 +230,8 @@ def test_fixed_width_records_are_typed_by_their_discriminator():
 
 
 def test_a_truncated_last_line_names_the_line():
-    with pytest.raises(DecodeError, match=r"fixed-width line 2: 12 characters long, but record type 'L' needs 16"):
+    expected = r"fixed-width line 2: 12 characters long, but record type 'L' needs 16"
+    with pytest.raises(DecodeError, match=expected):
         decode_all("fixedwidth", b"HGR00000120261130\nLA1      001", **LAYOUT)
 
 
