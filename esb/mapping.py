@@ -64,6 +64,7 @@ INPUT_KEYS = ("format", "split", "group_by", "group_starts_with")  # plus the co
 FIELD_KEYS = ("from", "value", "default", "required", "when", "type", "format", "timezone",
               "strip_leading_zeros", "zero_pad", "decimal_separator", "table", "reverse_table",
               "convert_unit", "scale", "fields", "each", "item", "description")
+TABLE_KEYS = ("values", "default", "reverse")
 TYPES = ("string", "decimal", "integer", "date", "datetime", "boolean")
 
 
@@ -173,8 +174,8 @@ def to_date(value: Any, formats: tuple[str, ...] = (), zone: ZoneInfo | None = N
             continue
     if not formats:
         try:
-            if len(text) == 8 and text.isdigit():
-                return datetime.strptime(text, "%Y%m%d").date().isoformat()
+            if len(text) == 8 and text.isdigit():  # SAP's DATUM; faster than strptime
+                return date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
             if len(text) == 10:
                 return date.fromisoformat(text).isoformat()
             return _local_date(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
@@ -219,7 +220,8 @@ def _parse_datetime(text: str, formats: tuple[str, ...]) -> datetime:
             return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             pass
-    raise ConversionError(f"a date and time ({' or '.join(formats) if formats else 'RFC 3339 or YYYYMMDDHHMMSS'})")
+    accepted = " or ".join(formats) if formats else "RFC 3339 or YYYYMMDDHHMMSS"
+    raise ConversionError(f"a date and time ({accepted})")
 
 
 _COMPACT_FORMATS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}  # SAP DATUM, DATUM+UZEIT
@@ -305,45 +307,114 @@ _INTERPRETER = jmespath.visitor.TreeInterpreter(jmespath.Options(custom_function
 
 
 class _Expression:
-    """A compiled JMESPath expression; plain field paths are looked up without the interpreter."""
+    """A compiled JMESPath expression, turned into Python closures once (see `_compile_node`)."""
 
-    __slots__ = ("text", "search", "_ast")
+    __slots__ = ("text", "_compiled", "search")
 
     def __init__(self, text: str):
         self.text = text
-        self._ast = jmespath.compile(text).parsed  # raises jmespath.exceptions.ParseError
-        self.search: Callable[[Any], Any] = _fast_path(self._ast) or self._interpret
+        ast = jmespath.compile(text).parsed  # raises jmespath.exceptions.ParseError
+        self._compiled = _compile_node(ast)
+        self.search: Callable[[Any], Any] = self._compiled if _is_plain_path(ast) else self._guarded
 
-    def _interpret(self, data: Any) -> Any:
+    def _guarded(self, data: Any) -> Any:
         try:
-            return _INTERPRETER.visit(self._ast, data)
-        except jmespath.exceptions.JMESPathError as error:
+            return self._compiled(data)
+        except (jmespath.exceptions.JMESPathError, TypeError, ValueError, ArithmeticError) as error:
+            # TypeError: JMESPath orders a string against a number by Python's rules ("a" > 0)
             raise ConversionError(f"expression {self.text!r} to work ({error})") from None
 
 
-def _fast_path(ast: dict) -> Callable[[Any], Any] | None:
-    """A direct lookup for ``a``, ``a.b.c``, ``@`` and literals, same results as JMESPath."""
+def _is_plain_path(ast: dict) -> bool:
+    """``a``, ``a.b.c``, ``@`` or a literal: nothing in it can raise."""
     kind = ast["type"]
-    if kind == "literal":
-        value = ast["value"]
-        return lambda data: value
-    if kind == "current":
-        return lambda data: data
+    if kind in ("field", "current", "literal"):
+        return True
+    return kind == "subexpression" and all(child["type"] == "field" for child in ast["children"])
+
+
+# The mapping hot path spends its time in JMESPath's tree interpreter, which dispatches on every
+# node of every expression at every call. The common node types are compiled here into closures
+# with the interpreter's exact semantics (same helpers); the others are run by the interpreter.
+_equals = jmespath.visitor._equals
+_interpreter_is_false = _INTERPRETER._is_false
+
+
+def _compile_node(node: dict) -> Callable[[Any], Any]:
+    kind = node["type"]
+    children = node.get("children", [])
     if kind == "field":
-        name = ast["value"]
+        name = node["value"]
         return lambda data: data.get(name) if isinstance(data, dict) else None
-    if kind == "subexpression" and all(child["type"] == "field" for child in ast["children"]):
-        names = tuple(child["value"] for child in ast["children"])
+    if kind in ("current", "identity"):
+        return lambda data: data
+    if kind == "literal":
+        value = node["value"]
+        return lambda data: value
+    if kind in ("subexpression", "index_expression", "pipe"):
+        return _chain([_compile_node(child) for child in children])
+    if kind == "index":
+        position = node["value"]
+        return lambda data: _at(data, position)
+    if kind == "comparator" and node["value"] in ("eq", "ne"):
+        left, right = _compile_node(children[0]), _compile_node(children[1])
+        if node["value"] == "eq":
+            return lambda data: _equals(left(data), right(data))
+        return lambda data: not _equals(left(data), right(data))
+    if kind == "filter_projection":
+        return _filter_projection(*(_compile_node(child) for child in children))
+    if kind == "and_expression":
+        left, right = _compile_node(children[0]), _compile_node(children[1])
+        return lambda data: matched if _interpreter_is_false(matched := left(data)) else right(data)
+    if kind == "or_expression":
+        left, right = _compile_node(children[0]), _compile_node(children[1])
+        return lambda data: right(data) if _interpreter_is_false(matched := left(data)) else matched
+    if kind == "multi_select_list":
+        parts = [_compile_node(child) for child in children]
+        return lambda data: None if data is None else [part(data) for part in parts]
+    if kind == "function_expression":
+        name, arguments = node["value"], [_compile_node(child) for child in children]
+        call = _INTERPRETER._functions.call_function
+        return lambda data: call(name, [argument(data) for argument in arguments])
+    return lambda data: _INTERPRETER.visit(node, data)
 
-        def lookup(data: Any) -> Any:
-            for name in names:
-                if not isinstance(data, dict):
-                    return None
-                data = data.get(name)
-            return data
 
-        return lookup
-    return None
+def _chain(steps: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    if len(steps) == 2:
+        first, second = steps
+        return lambda data: second(first(data))
+
+    def chained(data: Any) -> Any:
+        for step in steps:
+            data = step(data)
+        return data
+
+    return chained
+
+
+def _at(data: Any, position: int) -> Any:
+    if not isinstance(data, list):
+        return None
+    try:
+        return data[position]
+    except IndexError:
+        return None
+
+
+def _filter_projection(base: Callable, project: Callable, condition: Callable) -> Callable[[Any], Any]:
+    def filtered(data: Any) -> Any:
+        items = base(data)
+        if not isinstance(items, list):
+            return None
+        collected = []
+        for item in items:
+            if not _interpreter_is_false(condition(item)):
+                value = project(item)
+                if value is not None:
+                    collected.append(value)
+        return collected
+
+    return filtered
 
 
 def _is_empty(value: Any) -> bool:
@@ -403,19 +474,20 @@ class _Value:
         self.required, self.when, self.steps = required, when, steps
 
     def evaluate(self, context: Any, run: _Run, prefix: str) -> Any:
-        if self.when is not None and not _truthy(self.when.search(context)):
-            return _OMIT
-        value = self.constant if self.source is None else self.source.search(context)
-        if not _is_empty(value):
-            raw = value
-            try:
+        raw = _UNSET
+        try:
+            if self.when is not None and not _truthy(self.when.search(context)):
+                return _OMIT
+            value = raw = self.constant if self.source is None else self.source.search(context)
+            if not _is_empty(value):
                 for step in self.steps:
                     value = step(value, context)
-            except ConversionError as error:
-                run.problem(_join(prefix, self.name), str(error), _source_of(self.source, raw, context))
-                return _OMIT
-            if not _is_empty(value):
-                return value
+        except ConversionError as error:
+            got = "" if raw is _UNSET else _source_of(self.source, raw, context)
+            run.problem(_join(prefix, self.name), str(error), got)
+            return _OMIT
+        if not _is_empty(value):
+            return value
         if self.default is not _UNSET:
             return self.default
         if self.required:
@@ -436,15 +508,19 @@ class _Object:
         self.name, self.source, self.fields, self.required, self.when = name, source, fields, required, when
 
     def evaluate(self, context: Any, run: _Run, prefix: str) -> Any:
-        if self.when is not None and not _truthy(self.when.search(context)):
-            return _OMIT
         path = _join(prefix, self.name)
-        if self.source is not None:
-            context = self.source.search(context)
-            if _is_empty(context):
-                if self.required:
-                    run.problem(path, "a value (the field is required)", f"nothing at {self.source.text}")
+        try:
+            if self.when is not None and not _truthy(self.when.search(context)):
                 return _OMIT
+            if self.source is not None:
+                context = self.source.search(context)
+        except ConversionError as error:
+            run.problem(path, str(error), "")
+            return _OMIT
+        if self.source is not None and _is_empty(context):
+            if self.required:
+                run.problem(path, "a value (the field is required)", f"nothing at {self.source.text}")
+            return _OMIT
         return self.build(context, run, path)
 
     def build(self, context: Any, run: _Run, path: str) -> Any:
@@ -471,18 +547,26 @@ class _Each:
         self.name, self.source, self.item, self.required, self.when = name, source, item, required, when
 
     def evaluate(self, context: Any, run: _Run, prefix: str) -> Any:
-        items = self.source.search(context)
+        path = _join(prefix, self.name)
+        try:
+            items = self.source.search(context)
+        except ConversionError as error:
+            run.problem(path, str(error), "")
+            return _OMIT
         if items is None:
             items = []
         elif not isinstance(items, list):
             items = [items]  # an element that occurred once (XML) is a list of one
-        path = _join(prefix, self.name)
         result = []
         is_object = isinstance(self.item, _Object)
         for index, item in enumerate(items):
-            if self.when is not None and not _truthy(self.when.search(item)):
-                continue
             here = f"{path}[{index}]"
+            try:
+                if self.when is not None and not _truthy(self.when.search(item)):
+                    continue
+            except ConversionError as error:
+                run.problem(here, str(error), "")
+                continue
             value = self.item.build(item, run, here) if is_object else self.item.evaluate(item, run, here)
             if value is not _OMIT:
                 result.append(value)
@@ -501,6 +585,7 @@ class _YamlMap(dict):
     line: int = 0
     key_lines: dict[Any, int]
     key_text: dict[Any, str]
+    plain_text: dict[Any, str]  # the text of unquoted scalar values (`no` that YAML made False)
 
 
 class _Loader(yaml.SafeLoader):
@@ -510,7 +595,7 @@ class _Loader(yaml.SafeLoader):
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_YamlMap]:
     data = _YamlMap()
     data.line = node.start_mark.line + 1
-    data.key_lines, data.key_text = {}, {}
+    data.key_lines, data.key_text, data.plain_text = {}, {}, {}
     yield data
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
@@ -519,6 +604,8 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_YamlMap
         data.key_lines[key] = key_node.start_mark.line + 1
         if isinstance(key_node, yaml.ScalarNode):
             data.key_text[key] = key_node.value
+        if isinstance(value_node, yaml.ScalarNode) and not value_node.style:
+            data.plain_text[key] = value_node.value
 
 
 def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Any:
@@ -602,7 +689,8 @@ class _Compiler:
         self.zone = self.timezone(zone_name, spec, "timezone") or self.zone
         self.compile_tables(spec.get("tables") or {})
         self.compile_unit_factors(spec.get("unit_factors") or {})
-        input_options = self.format_options(spec, "input", required=direction == "in", mapping_keys=INPUT_KEYS)
+        input_options = self.format_options(spec, "input", required=direction == "in",
+                                            mapping_keys=INPUT_KEYS)
         output_options = self.format_options(spec, "output", required=direction == "out", mapping_keys=())
         split = group_by = group_starts_with = None
         if input_options:
@@ -637,12 +725,13 @@ class _Compiler:
     def format_options(self, spec: _YamlMap, key: str, *, required: bool,
                        mapping_keys: tuple[str, ...]) -> dict[str, Any] | None:
         options = spec.get(key)
+        known_formats = ", ".join(codecs.formats())
         if options is None:
             if required:
-                self.problem(spec.line, f"{key}: {{format: ...}} is missing (one of {', '.join(codecs.formats())})")
+                self.problem(spec.line, f"{key}: {{format: ...}} is missing (one of {known_formats})")
             return None
         if not isinstance(options, dict) or "format" not in options:
-            self.problem(self.line_of(spec, key), f"{key}: needs format (one of {', '.join(codecs.formats())})")
+            self.problem(self.line_of(spec, key), f"{key}: needs format (one of {known_formats})")
             return None
         name = options["format"]
         try:
@@ -677,9 +766,9 @@ class _Compiler:
             reverse = None
             if long_form:
                 for key in table:
-                    if key not in ("values", "default", "reverse", "description"):
+                    if key not in (*TABLE_KEYS, "description"):
                         self.problem(self.line_of(table, key),
-                                     f"table {name}: {unknown('key', str(key), ('values', 'default', 'reverse'))}")
+                                     f"table {name}: {unknown('key', str(key), TABLE_KEYS)}")
                 if isinstance(table.get("reverse"), dict):
                     reverse_node = table["reverse"]
                     reverse = {reverse_node.key_text.get(code, str(code)): _plain(value)
@@ -688,14 +777,16 @@ class _Compiler:
                 inverted: dict[str, Any] = {}
                 for code, value in values.items():
                     if value is not None:
-                        inverted.setdefault(to_text(value), code if to_text(value) not in inverted else _UNSET)
+                        target = to_text(value)
+                        inverted[target] = _UNSET if target in inverted else code
                 if _UNSET not in inverted.values():
                     reverse = inverted
             self.tables[str(name)] = _Table(values, _plain(default), reverse)
 
     def compile_unit_factors(self, factor_tables: Any) -> None:
         if not isinstance(factor_tables, dict):
-            self.problem(self.line_of(self.spec, "unit_factors"), "unit_factors: a mapping of names to factor tables")
+            self.problem(self.line_of(self.spec, "unit_factors"),
+                         "unit_factors: a mapping of names to factor tables")
             return
         for name, table in factor_tables.items():
             factors = {}
@@ -706,7 +797,8 @@ class _Compiler:
                     self.problem(self.line_of(table, unit), f"unit_factors.{name}.{unit}: a number is needed")
             if not isinstance(table, dict) or not factors:
                 self.problem(self.line_of(factor_tables, name),
-                             f"unit_factors.{name}: a mapping of units to factors is needed ({{CT: 12, EA: 1}})")
+                             f"unit_factors.{name}: a mapping of units to factors is needed "
+                             f"({{CT: 12, EA: 1}})")
             self.unit_factors[str(name)] = factors
 
     # --- fields ----------------------------------------------------------------------------
@@ -723,9 +815,12 @@ class _Compiler:
             source = self.expression(spec, parent, name, path)
             return _Value(name, source, None, _UNSET, True, None, []) if source else None
         if not isinstance(spec, dict):
+            text = parent.plain_text.get(name) if isinstance(parent, _YamlMap) else None
+            quoted = f'; to read the field {text} write it quoted: "{text}"' if text and spec is not None \
+                else ""
             self.problem(self.line_of(parent, name),
-                         f"{path}: a JMESPath expression or {{from: ..., ...}} is needed; for a constant "
-                         f"write {{value: {_show(_plain(spec))}}}")
+                         f"{path}: a JMESPath expression or {{from: ..., ...}} is needed (YAML read "
+                         f"{_show(_plain(spec))}){quoted}; for a constant write {{value: ...}}")
             return None
         for key in spec:
             if key not in FIELD_KEYS:
@@ -808,8 +903,9 @@ class _Compiler:
             return None
         if key == "reverse_table":
             if table.reverse is None:
-                self.problem(self.line_of(spec, key), f"{path}: table {name} maps several codes to one value, "
-                                                      f"so it cannot be reversed; give it a reverse: section")
+                self.problem(self.line_of(spec, key), f"{path}: table {name} maps several codes to one "
+                                                      f"value, so it cannot be reversed; give it a reverse: "
+                                                      f"section")
                 return None
             values, default = table.reverse, _UNSET
         else:
@@ -982,15 +1078,16 @@ def _group_by_key(records: Iterable[dict], key: str) -> Iterator[dict]:
                               f"{did_you_mean(key, columns)}; fields: {', '.join(columns)}")
         value = record[key]
         if _is_empty(value):
-            raise DecodeError(f"line {record.get(LINE_KEY)}: {key} is empty, so the record belongs to no document")
+            raise DecodeError(f"line {record.get(LINE_KEY)}: {key} is empty, so the record belongs to no "
+                              f"document")
         if group is not None and value == group["key"]:
             group["records"].append(record)
             continue
         if group is not None:
             yield group
         if value in seen:
-            raise DecodeError(f"line {record.get(LINE_KEY)}: {key} {value} appears again after other documents; "
-                              f"keep each document's records together")
+            raise DecodeError(f"line {record.get(LINE_KEY)}: {key} {value} appears again after other "
+                              f"documents; keep each document's records together")
         seen.add(value)
         group = {"key": value, "header": record, "records": [record], LINE_KEY: record.get(LINE_KEY)}
     if group is not None:

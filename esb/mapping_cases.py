@@ -103,7 +103,8 @@ def run_case(case: MappingCase) -> CaseResult:
     from esb.mapping import load_mapping
 
     if case.expected is None:
-        return CaseResult(case, False, f"no {case.name}.expected.* or {case.name}.error.txt next to the input")
+        return CaseResult(case, False, f"no {case.name}.expected.* or {case.name}.error.txt next to the "
+                                       f"input")
     try:
         mapping = load_mapping(case.mapping)
     except ConfigError as error:
@@ -132,7 +133,8 @@ def run_case(case: MappingCase) -> CaseResult:
     if not differences:
         return CaseResult(case, True, documents=tuple(documents))
     shown = "\n".join(f"  - {line}" for line in differences[:MAX_DIFFERENCES])
-    more = f"\n  ... and {len(differences) - MAX_DIFFERENCES} more" if len(differences) > MAX_DIFFERENCES else ""
+    hidden = len(differences) - MAX_DIFFERENCES
+    more = f"\n  ... and {hidden} more" if hidden > 0 else ""
     return CaseResult(case, False, f"differs from {case.expected.name}:\n{shown}{more}", tuple(documents))
 
 
@@ -158,7 +160,8 @@ def differences_between(expected: Any, actual: Any, path: str = "") -> list[str]
                 found.append(f"{_join(path, key)}: missing (expected {_show(expected[key])})")
             else:
                 found += differences_between(expected[key], actual[key], _join(path, key))
-        found += [f"{_join(path, key)}: unexpected {_show(actual[key])}" for key in actual if key not in expected]
+        found += [f"{_join(path, key)}: unexpected {_show(actual[key])}"
+                  for key in actual if key not in expected]
         return found
     if isinstance(expected, list) and isinstance(actual, list):
         found = []
