@@ -218,15 +218,29 @@ class QueueCollector:
         yield messages
         yield consumers
 
-    def depth(self, route: str, destination: str | None, kind: str) -> int | None:
-        """Messages in the queues of one kind of a route (and destination); None when unknown."""
+    def depth(self, route: str, destination: str | None, kind: str, *, fresh: bool = False,
+              inbound: bool = False) -> int | None:
+        """Messages in the queues of one kind of a route (and destination), plus its inbound
+        dead-letter queue when `inbound`; None when unknown. `fresh` reads the broker now."""
+        kinds = {kind, "inbound-dead-letter"} if inbound else {kind}
+        return self._sum(route, destination, kinds, 0, fresh)
+
+    def consumers(self, route: str, destination: str | None, kind: str) -> int | None:
+        """Consumers of the queues of one kind of a route (and destination); None when unknown."""
+        return self._sum(route, destination, {kind}, 1, False)
+
+    def _sum(self, route: str, destination: str | None, kinds: set[str], column: int,
+             fresh: bool) -> int | None:
+        if fresh:
+            with self._lock:
+                self._cached_at = float("-inf")
         stats = self.stats()
         specs = [q for q in getattr(getattr(self.transport, "topology", None), "queues", ())
-                 if q.route == route and q.kind == kind
+                 if q.route == route and q.kind in kinds
                  and (destination is None or q.destination == destination)]
         if not specs or any(q.name not in stats for q in specs):
             return None
-        return sum(stats[q.name][0] for q in specs)
+        return sum(stats[q.name][column] for q in specs)
 
 
 def read_queue_stats(transport: Any) -> dict[str, tuple[int, int]]:
