@@ -1,29 +1,59 @@
 """Declarative mapping files: a source format to a canonical document ("in"), or back ("out").
 
-A mapping file is YAML (see `MAPPING_FORMAT` below, or the README for the full reference)::
+The file (YAML)::
 
-    direction: in                       # in: source format -> canonical; out: canonical -> target
-    canonical_type: purchase_order
-    timezone: Asia/Shanghai             # for local times without a zone (default UTC)
-    input: {format: xml, repeat: [E1EDP01], split: "ORDERS05.IDOC"}
-    tables:
-      warehouse_of_plant: {values: {"1000": WH1}, default: null}
-      unit_of_sap_unit: {ST: EA, KAR: CT}
-    fields:
-      order_number: E1EDK01.BELNR                  # a string is a JMESPath expression
-      warehouse: {from: "E1EDP01[0].WERKS", table: warehouse_of_plant}
-      lines:
-        each: E1EDP01                              # one line per source item
-        fields:
-          line_number: {from: POSEX, type: integer}
-          quantity: {from: MENGE, type: decimal}
+    direction: in                 # in: source format -> canonical; out: canonical -> target format
+    canonical_type: purchase_order   # produced (in) or consumed (out); one of CANONICAL_TYPES
+    timezone: Asia/Shanghai       # zone of local times without an offset (default UTC)
+    input:                        # "in": the source format and its codec options (esb/codecs)
+      format: xml                 # json | xml | csv | fixedwidth
+      repeat: [E1EDP01]           # (codec option) elements that are always lists
+      split: ORDERS05.IDOC        # JMESPath: one document per item it finds
+      group_by: receipt_no        # CSV/fixed-width: one document per run of rows with this value
+      group_starts_with: H        # fixed-width: a record of this type starts a document
+    output: {format: json}        # "out": the target format and its codec options
+    tables:                       # code tables: text code -> value
+      plants: {"1000": WH1}                         # short form: unknown code = error
+      units: {values: {ST: EA}, default: EA, reverse: {EA: ST}}   # long form
+    unit_factors:                 # quantity conversion: 1 <unit> = factor <target unit>
+      to_each: {CT: 12, EA: 1}
+    fields: {...}                 # the output document, field by field
 
-Field expressions are JMESPath, compiled once when the file is loaded; plain paths
-(``E1EDK01.BELNR``) skip the interpreter altogether. A few functions are added to JMESPath:
-``root()`` (the whole input document, to reach the header from inside ``each``),
-``as_list(x)``, ``concat(a, b, ...)`` (null counts as ""), ``coalesce(a, b, ...)`` (first
-non-empty), ``lower``, ``upper``, ``trim``, ``split(text, sep)``, ``replace(text, old, new)``;
-``to_number`` gives a Decimal for a string with a fraction, never a float.
+A grouped document is ``{"key", "header": first record, "records": [...]}``; each record keeps
+its source line under ``__line__`` (and its record type under ``__type__``).
+
+A field is a JMESPath expression (``order_number: E1EDK01.BELNR``) or a mapping of:
+
+- ``from`` (expression) or ``value`` (a constant; YAML numbers with a fraction are Decimal);
+- ``fields: {...}``: a nested object (with ``from``: evaluated in that context);
+- ``each: <expression>`` with ``fields: {...}`` or ``item: <field>``: a list, one output item per
+  source item (a single non-list item counts as a list of one); ``when`` then filters items;
+- ``required`` (default true, false when a ``default`` is given): a required field with no value
+  is an error; an optional one is left out when empty (null, blank text, [] or {});
+- ``default``: the output value when the source is missing or empty (not converted);
+- ``when: <expression>``: keep the field only when the expression is true (JMESPath truth);
+- conversions, applied in this order: ``strip_leading_zeros`` (SAP ALPHA: digits only),
+  ``table`` / ``reverse_table``, ``type`` (``string``, ``decimal``, ``integer``, ``date``,
+  ``datetime``, ``boolean``; with ``format`` (strptime, one or a list), ``timezone``,
+  ``decimal_separator`` (auto, ".", ",")), ``convert_unit: {factors, unit: <expression>,
+  divide: false}``, ``scale`` (round half up; with type string: exactly that many decimals),
+  ``zero_pad: <width>`` (SAP ALPHA input: digits only).
+
+Decimals are exact (``12,5`` and SAP's ``13-`` understood; 12.000 becomes 12); dates are
+``YYYY-MM-DD`` (``00000000`` is no date; a time with an offset gives its date in the mapping's
+zone); datetimes are RFC 3339 with the offset (a local time gets the mapping's zone).
+
+Expressions are JMESPath, compiled once when the file is loaded (the common node types into
+Python closures). Added functions: ``root()`` (the whole input document, to reach the header
+from inside ``each``), ``as_list(x)``, ``concat(a, b, ...)`` (null counts as ""),
+``coalesce(a, b, ...)`` (first non-empty), ``lower``, ``upper``, ``trim``, ``split(text, sep)``,
+``replace(text, old, new)``; ``to_number`` gives a Decimal for text with a fraction. JMESPath
+literals in backquotes are floats: write exact constants with ``value:``.
+
+A failure raises `MappingError` naming the mapping file and, for every field that failed, the
+target path (``lines[2].quantity``: the index is the source item's), the value, the expression
+and, for CSV/fixed-width, the source line. A bad file raises `ConfigError` listing every problem
+with its YAML line (`check_mapping` returns them).
 """
 
 from __future__ import annotations
