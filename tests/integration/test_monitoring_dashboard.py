@@ -1,0 +1,103 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by playwright) on a real bus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+from tests.integration.test_monitoring_api import (
+    ADMIN_KEY,
+    VIEWER_KEY,
+    dead_letter_orders,
+    start_monitored_bus,
+    target,
+    wait_until,
+)
+from tests.integration.test_rest_runtime import _delete_queues
+
+__all__ = ["target"]  # a fixture, imported to be used here
+
+pytestmark = pytest.mark.broker
+
+CHROMIUM = os.environ.get("ESB_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = PROJECT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium via playwright: skips on a developer machine without it, fails under CI."""
+    missing = None
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing = f"chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing = "playwright is not installed (pip install playwright; no `playwright install` needed)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def bus(tmp_path, unique_name, target, broker_url):
+    runtime = start_monitored_bus(tmp_path, unique_name, target.url, broker_url)
+    yield runtime
+    runtime.stop()
+    _delete_queues(broker_url, runtime)
+
+
+def open_dashboard(browser, runtime, key: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 600})
+    page.goto(f"{runtime.server.url}/dashboard")
+    page.fill("#key", key)
+    page.click("#login button")
+    return page
+
+
+def test_the_dashboard_shows_each_route_and_an_admin_replays_its_dead_letters(browser, bus, target,
+                                                                              unique_name):
+    dead_letter_orders(bus, target, unique_name, 2)
+    bus.journal.flush()
+
+    page = open_dashboard(browser, bus, ADMIN_KEY)
+    row = page.locator(f'tr[data-route="{unique_name}"]')
+    row.wait_for(timeout=10_000)
+
+    assert row.locator(".dlq-depth").inner_text() == "2"
+    assert row.locator(".errors").inner_text() == "2"
+    assert "400" in row.locator(".error").inner_text()
+    assert "connected" in page.inner_text("#status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button.replay").click()
+    page.wait_for_function("document.querySelector('#message').textContent.includes('Replayed 2')",
+                           timeout=10_000)
+    target.wait_for("/wms/orders", 4)  # 2 refused, then the 2 replayed
+    wait_until(lambda: bus.transport.dead_letters(unique_name, "wms") == [])
+    page.close()
+
+
+def test_a_viewer_sees_the_routes_without_replay_buttons_and_a_bad_key_is_refused(browser, bus, unique_name):
+    page = open_dashboard(browser, bus, VIEWER_KEY)
+    page.locator(f'tr[data-route="{unique_name}"]').wait_for(timeout=10_000)
+    assert page.locator("button.replay").count() == 0
+    page.close()
+
+    page = open_dashboard(browser, bus, "wrong")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('Key refused')",
+                           timeout=10_000)
+    assert page.locator("#routes").is_hidden()
+    page.close()
