@@ -100,6 +100,11 @@ def rejected(route: str, error: BaseException) -> None:
     REJECTED.labels(route, rejection_reason(error)).inc()
 
 
+def raw_dead_lettered(route: str) -> None:
+    """A polled source's refused raw input was stored in the route's inbound dead-letter queue."""
+    DEAD_LETTERED.labels(route, INBOUND, "input").inc()
+
+
 def observe_inbound(route: str, seconds: float) -> None:
     INBOUND_SECONDS.labels(route).observe(seconds)
 
