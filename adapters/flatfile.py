@@ -77,6 +77,9 @@ after every refused one); what was confirmed after it is de-duplicated by its id
 MAX_REPORTED_PROBLEMS = 1000
 """Bad lines listed in an error report; further ones are only counted."""
 
+MAX_LISTED_LINES = 100
+"""A bad part of more lines than this is reported by its first and last line only."""
+
 BATCH_RECOVERY_GRACE = 60.0
 """Seconds past batch_interval after which a batch file left by a dead worker is finished."""
 
@@ -433,12 +436,15 @@ class Progress:
             self.problems.append(entry)
 
 
-def _problem_entry(error: BaseException, lines: list[int] | None, dead_lettered: bool) -> dict[str, Any]:
-    """One bad part of a file for the report: its lines, what is wrong, and where its raw bytes are."""
-    if lines is None:  # per: file: the lines named in the error itself
-        text = str(error)
-        lines = sorted({int(number) for number in re.findall(r"\bline (\d+)", text)})
-    entry: dict[str, Any] = {"line": lines[0] if lines else None, "lines": lines,
+def _problem_entry(error: BaseException, span: tuple[int, int] | None, dead_lettered: bool) -> dict[str, Any]:
+    """One bad part of a file for the report: its lines, what is wrong, and whether its raw bytes
+    went to the dead-letter queue. `span` is (first, last line); None: the lines the error names."""
+    if span is None:  # per: file
+        lines = sorted({int(number) for number in re.findall(r"\bline (\d+)", str(error))})
+    else:
+        lines = list(range(span[0], span[1] + 1))
+    entry: dict[str, Any] = {"line": lines[0] if lines else None, "last_line": lines[-1] if lines else None,
+                             "lines": lines if len(lines) <= MAX_LISTED_LINES else None,
                              "error": getattr(error, "kind", type(error).__name__),
                              "message": getattr(error, "message", str(error))}
     problems = getattr(error, "problems", None)
@@ -653,7 +659,7 @@ class FileSource(Source):
             return None  # done before a crash; only the move was missing
         body = claim.path.read_bytes()
         raw = RawMessage(body, self.content_type, {"file": claim.name, "route": self.route})
-        self._submit(raw, progress.identity, progress, lines=None)
+        self._submit(raw, progress.identity, progress, span=None)
         progress.offset, progress.line = stat.st_size, body.count(b"\n")
         self._save_progress(progress_path, progress)
         return None
@@ -676,8 +682,7 @@ class FileSource(Source):
                     body = reader.prefix + b"".join(record.raw for record in group)
                     raw = RawMessage(body, self.content_type, {"file": claim.name, "line": first,
                                                                "last_line": last, "route": self.route})
-                    refused = self._submit(raw, f"{progress.identity}:{first}", progress,
-                                           lines=list(range(first, last + 1)))
+                    refused = self._submit(raw, f"{progress.identity}:{first}", progress, span=(first, last))
                     progress.offset, progress.line = group[-1].end_offset, last
                     unsaved += 1
                     if refused or unsaved >= PROGRESS_EVERY_RECORDS or \
@@ -689,14 +694,14 @@ class FileSource(Source):
                     self._save_progress(progress_path, progress)
         return True
 
-    def _submit(self, raw: RawMessage, key: str, progress: Progress, lines: list[int] | None) -> bool:
+    def _submit(self, raw: RawMessage, key: str, progress: Progress, span: tuple[int, int] | None) -> bool:
         """Submit one message; a refused one is dead-lettered and reported. True when refused."""
         assert self._context is not None, "start() was not called"
         try:
             self._context.submit(raw, idempotency_key=key)
         except InputError as error:
             self._dead_letter(raw, error)
-            progress.add_problem(_problem_entry(error, lines, dead_lettered=True))
+            progress.add_problem(_problem_entry(error, span, dead_lettered=True))
             return True
         except Unavailable as error:
             raise SubmitStopped(f"{raw.metadata.get('file')} line {raw.metadata.get('line', 1)}: {error}") \
