@@ -363,6 +363,7 @@ class OperationCaller:
                 wsse = UsernameToken(username, password)
             elif username:
                 session.auth = (username, password)
+            session.hooks["response"].append(self._remember_status)
             transport = zeep.Transport(session=session, timeout=WSDL_LOAD_TIMEOUT,
                                        operation_timeout=self.timeout)
             client = zeep.Client(self.document, transport=transport, wsse=wsse, settings=_zeep_settings())
@@ -372,34 +373,56 @@ class OperationCaller:
                 self._sessions.append(session)
         return made
 
+    def _remember_status(self, response: requests.Response, *args, **kwargs) -> None:
+        self._local.status = response.status_code
+
     def call(self, arguments: dict, headers: dict[str, str] | None = None) -> Any:
-        """The operation's answer (zeep objects); `headers` are extra HTTP headers of this call."""
+        """The operation's answer (zeep objects); `headers` are extra HTTP headers of this call.
+
+        The outcome is raised outside the `except` block and `from None`: its message says
+        everything, and zeep's traceback would keep the failed call's HTTP connection open for as
+        long as the error is kept (in a retry header, a test's `pytest.raises`)."""
         client, service = self._service()
+        self._local.status = None
         try:
             with client.settings(extra_http_headers=headers or {}):
                 return getattr(service, self.info.name)(**arguments)
-        except zeep.exceptions.Fault as fault:
-            raise fault_outcome(fault, self.where) from fault
-        except (zeep.exceptions.ValidationError, TypeError) as error:
-            raise Permanent(f"{self.where}: the request does not match the WSDL: {error}") from error
-        except zeep.exceptions.TransportError as error:
-            status = error.status_code
-            text = f"{self.where} answered HTTP {status} without a SOAP fault: {_short(error.message)}"
-            if status in RETRYABLE_STATUS or status >= 500 or status < 400:
-                raise Retryable(text) from error
-            raise Permanent(text) from error
-        except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden,
-                zeep.exceptions.ExternalReferenceForbidden) as error:
-            raise Permanent(f"{self.where}: the answer has a DTD or entities, which are refused") from error
-        except zeep.exceptions.XMLSyntaxError as error:
-            raise Retryable(f"{self.where}: the answer is not a SOAP envelope: {_short(error.message)}") \
-                from error
-        except (zeep.exceptions.XMLParseError, zeep.exceptions.UnexpectedElementError) as error:
-            raise Permanent(f"{self.where}: the answer does not match the WSDL: {error}") from error
-        except requests.Timeout as error:
-            raise Retryable(f"{self.where}: no answer within {self.timeout:g} s") from error
-        except requests.RequestException as error:
-            raise Retryable(f"{self.where}: {type(error).__name__}: {error}") from error
+        except Exception as error:  # noqa: BLE001 - classified below; anything unexpected is re-raised
+            outcome = self._outcome(error)
+            if outcome is None:
+                raise
+        raise outcome from None
+
+    def _outcome(self, error: Exception) -> Retryable | Permanent | None:
+        """`error` of a call as Retryable or Permanent; None for an error that is a bug."""
+        where = self.where
+        if isinstance(error, zeep.exceptions.Fault):
+            if error.code is None and self._local.status not in (None, 200):
+                # zeep makes a fault of any XML error page (HTML is XML enough): classify it by status
+                return self._http_error(self._local.status, error.detail)
+            return fault_outcome(error, where)
+        if isinstance(error, zeep.exceptions.ValidationError | TypeError):
+            return Permanent(f"{where}: the request does not match the WSDL: {error}")
+        if isinstance(error, zeep.exceptions.TransportError):
+            return self._http_error(error.status_code, error.message)
+        if isinstance(error, zeep.exceptions.DTDForbidden | zeep.exceptions.EntitiesForbidden
+                      | zeep.exceptions.ExternalReferenceForbidden):
+            return Permanent(f"{where}: the answer has a DTD or entities, which are refused")
+        if isinstance(error, zeep.exceptions.XMLSyntaxError):
+            return Retryable(f"{where}: the answer is not a SOAP envelope: {_short(error.message)}")
+        if isinstance(error, zeep.exceptions.XMLParseError | zeep.exceptions.UnexpectedElementError):
+            return Permanent(f"{where}: the answer does not match the WSDL: {error}")
+        if isinstance(error, requests.Timeout):
+            return Retryable(f"{where}: no answer within {self.timeout:g} s")
+        if isinstance(error, requests.RequestException):
+            return Retryable(f"{where}: {type(error).__name__}: {error}")
+        return None
+
+    def _http_error(self, status: int, content: Any) -> Retryable | Permanent:
+        text = f"{self.where} answered HTTP {status} without a SOAP fault: {_detail_text(content)}"
+        if status in RETRYABLE_STATUS or status >= 500 or status < 400:
+            return Retryable(text)
+        return Permanent(text)
 
     def close(self) -> None:
         with self._lock:
@@ -431,8 +454,10 @@ def _detail_text(detail: Any) -> str:
     if detail is None:
         return ""
     if isinstance(detail, etree._Element):
-        detail = " ".join(" ".join(detail.itertext()).split())
-    return _short(str(detail), 300)
+        detail = " ".join(detail.itertext())
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    return _short(" ".join(str(detail).split()), 300)
 
 
 def _short(text: Any, limit: int = 300) -> str:

@@ -70,6 +70,7 @@ class SoapResponder:
     handlers: dict[str, Callable[[etree._Element], etree._Element]] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     server: HttpServer | None = None
+    clients: list = field(default_factory=list)  # closed before the server stops (no idle keep-alive)
 
     def __post_init__(self):
         definitions = etree.parse(str(self.wsdl)).getroot()
@@ -88,7 +89,16 @@ class SoapResponder:
         self.server = HttpServer(app, port=0).start()
         return self
 
+    def client(self, client):
+        """Remember a sink or source (anything with close() or stop()) to close before stopping."""
+        self.clients.append(client)
+        return client
+
     def stop(self) -> None:
+        for client in self.clients:
+            for name in ("close", "stop"):
+                if hasattr(client, name):
+                    getattr(client, name)()
         self.server.stop()
 
     def _answer(self):
