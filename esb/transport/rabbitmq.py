@@ -56,6 +56,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import copy
 import functools
 import logging
 import queue
@@ -234,6 +235,10 @@ class RabbitMQTransport(Transport):
         if "heartbeat" not in urllib.parse.urlsplit(url).query:
             self._parameters.heartbeat = DEFAULT_HEARTBEAT
         self._parameters.client_properties = {"connection_name": connection_name}
+        # Short-lived connections (declare, dead-letter admin) get their own name, so that an admin
+        # closing "esb" in the management UI or with rabbitmqctl finds the long-lived one.
+        self._admin_parameters = copy.copy(self._parameters)
+        self._admin_parameters.client_properties = {"connection_name": f"{connection_name}-admin"}
         self._prefetch = prefetch
         self._concurrency = concurrency
         self._max_outstanding = max_outstanding
@@ -319,7 +324,7 @@ class RabbitMQTransport(Transport):
         while not self._stopping:
             was_connected = False
             try:
-                declare_topology(self._parameters, self.topology)
+                declare_topology(self._admin_parameters, self.topology)
                 was_connected = self._run_connection()
             except TopologyError as error:
                 self._start_error = self._start_error or (None if self.connections else error)
@@ -370,6 +375,7 @@ class RabbitMQTransport(Transport):
         channel.add_on_return_callback(self._on_return)
 
         def confirming(_frame: Any) -> None:
+            self._seq = 0  # a new channel counts its publishes (delivery tags) from 1 again
             self._channel = channel
             for consumer in self._consumers:
                 self._open_consumer(consumer)
@@ -760,7 +766,7 @@ class RabbitMQTransport(Transport):
     def declare(self) -> None:
         """Declare the topology now (idempotent); BrokerUnavailable or TopologyError when it cannot."""
         try:
-            declare_topology(self._parameters, self.topology)
+            declare_topology(self._admin_parameters, self.topology)
         except pika.exceptions.AMQPConnectionError as error:
             raise BrokerUnavailable(unreachable(self.url, error)) from None
 
@@ -838,7 +844,7 @@ class RabbitMQTransport(Transport):
     @contextlib.contextmanager
     def _blocking(self):
         try:
-            connection = pika.BlockingConnection(self._parameters)
+            connection = pika.BlockingConnection(self._admin_parameters)
         except pika.exceptions.AMQPConnectionError as error:
             raise BrokerUnavailable(unreachable(self.url, error)) from None
         try:

@@ -1,0 +1,493 @@
+"""The RabbitMQ transport against a real broker: each test uses its own route names and deletes
+its queues afterwards. Backoffs are short (0.2 s, 0.5 s) to keep the file quick.
+
+The broker-restart test (`rabbitmqctl stop_app` / `start_app`) disturbs every other user of the
+broker, so it runs only when ESB_TEST_BROKER_RESTART=1; the reconnect tests close the bus's
+connection from the broker side instead (`rabbitmqctl close_connection`), which is fast and
+touches no one else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pika
+import pytest
+
+from esb.envelope import Envelope
+from esb.errors import DecodeError, Permanent, Retryable
+from esb.retry import RetryPolicy
+from esb.routes import Destination, Endpoint, Route
+from esb.transport import (
+    H_ATTEMPTS,
+    H_DESTINATION,
+    H_FIRST_ERROR,
+    H_FIRST_ERROR_CLASS,
+    H_FIRST_FAILED_AT,
+    H_LAST_ERROR,
+    H_LAST_ERROR_CLASS,
+    H_LAST_FAILED_AT,
+    H_ROUTE,
+    BrokerUnavailable,
+    ConnectionLost,
+    TopologyError,
+    Unroutable,
+    names,
+)
+from esb.transport.rabbitmq import RabbitMQTransport
+
+pytestmark = pytest.mark.broker
+
+SHORT = RetryPolicy(attempts=3, backoff=(0.2, 0.5))
+
+
+def make_route(name: str, destinations=("a", "b"), retry: RetryPolicy = SHORT, **options) -> Route:
+    return Route(name=name, source=Endpoint("test", {}),
+                 destinations=tuple(Destination(d, Endpoint("test", {})) for d in destinations),
+                 retry=retry, options=options)
+
+
+def envelope(n: int = 1) -> Envelope:
+    return Envelope(type="purchase_order", payload={"order_id": f"PO-{n}", "qty": 3}, source="erp",
+                    correlation_id=f"PO-{n}")
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {condition}")
+
+
+class Broker:
+    """Test-side access to the broker: queue depths, raw publishes, cleanup."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.queues: set[str] = set()
+
+    def depth(self, queue: str) -> int:
+        channel = self.connection.channel()
+        try:
+            return channel.queue_declare(queue, passive=True).method.message_count
+        finally:
+            channel.close()
+
+    def exists(self, queue: str) -> bool:
+        channel = self.connection.channel()
+        try:
+            channel.queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+        channel.close()
+        return True
+
+    def publish_raw(self, queue: str, body: bytes, **properties) -> None:
+        channel = self.connection.channel()
+        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, **properties))
+        channel.close()
+
+    def delete(self, queue: str) -> None:
+        channel = self.connection.channel()
+        channel.queue_delete(queue)
+        channel.close()
+
+    def close(self) -> None:
+        for queue in self.queues:
+            self.delete(queue)
+        self.connection.close()
+
+
+@pytest.fixture
+def broker(broker_url):
+    broker = Broker(broker_url)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def transport(broker, unique_name):
+    """`transport(*routes, **options)` builds a started transport; all are stopped and cleaned up."""
+    made: list[RabbitMQTransport] = []
+
+    def build(*routes: Route, start: bool = True, **options) -> RabbitMQTransport:
+        options.setdefault("connection_name", f"esb-test-{unique_name}-{len(made)}")
+        options.setdefault("reconnect_min_delay", 0.2)
+        bus = RabbitMQTransport(broker.url, routes, **options)
+        broker.queues.update(q.name for q in bus.topology.queues)
+        made.append(bus)
+        if start:
+            bus.start(timeout=10)
+        return bus
+
+    yield build
+    for bus in made:
+        bus.stop(timeout=2)
+
+
+class Recorder:
+    """A handler that records each call and then does what `outcome(envelope, delivery)` says."""
+
+    def __init__(self, outcome=None):
+        self.calls: list[tuple[float, Envelope, object]] = []
+        self.outcome = outcome
+        self.lock = threading.Lock()
+
+    def __call__(self, envelope, delivery):
+        with self.lock:
+            self.calls.append((time.monotonic(), envelope, delivery))
+        if self.outcome is not None:
+            return self.outcome(envelope, delivery)
+        return None
+
+    @property
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [e.id for _, e, _ in self.calls]
+
+
+def rabbitmqctl(*args: str) -> str:
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def close_connection_from_broker(connection_name: str) -> None:
+    """`rabbitmqctl close_connection` wants the Erlang pid as the plain listing prints it
+    (`<rabbit@host.1.2.0>`; the JSON listing's `#PID<...>` is refused)."""
+    listing = rabbitmqctl("-q", "list_connections", "--no-table-headers", "pid", "client_properties")
+    pids = [line.split("\t", 1)[0] for line in listing.splitlines()
+            if f'{{"connection_name","{connection_name}"}}' in line]
+    assert pids, f"no connection named {connection_name}"
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "test: closed by the broker")
+
+
+# --- publishing -------------------------------------------------------------------------------
+def test_a_confirmed_publish_reaches_every_destination_queue_of_its_route(transport, broker, unique_name):
+    bus = transport(make_route(unique_name))
+
+    bus.publish_confirmed(envelope(), unique_name)
+
+    assert broker.depth(names.work_queue_name(unique_name, "a")) == 1
+    assert broker.depth(names.work_queue_name(unique_name, "b")) == 1
+
+
+def test_a_publish_for_one_destination_reaches_only_its_queue(transport, broker, unique_name):
+    bus = transport(make_route(unique_name))
+
+    bus.publish_confirmed(envelope(), unique_name, "b")
+
+    assert broker.depth(names.work_queue_name(unique_name, "a")) == 0
+    assert broker.depth(names.work_queue_name(unique_name, "b")) == 1
+
+
+def test_many_publishes_are_confirmed_without_waiting_for_each_other(transport, broker, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)), max_outstanding=100)
+
+    futures = [bus.publish(envelope(n), unique_name) for n in range(2000)]
+
+    for future in futures:
+        assert future.result(30) is None
+    assert broker.depth(names.work_queue_name(unique_name, "a")) == 2000
+
+
+def test_an_unroutable_publish_fails_its_caller(transport, broker, unique_name):
+    bus = transport(make_route(unique_name))
+    broker.delete(names.work_queue_name(unique_name, "a"))
+    broker.delete(names.work_queue_name(unique_name, "b"))
+
+    with pytest.raises(Unroutable, match="no queue took the message"):
+        bus.publish_confirmed(envelope(), unique_name)
+    with pytest.raises(Unroutable):
+        bus.publish_confirmed(envelope(), unique_name, "a")
+
+
+def test_publishing_to_an_unknown_route_suggests_the_known_one(transport, unique_name):
+    bus = transport(make_route(unique_name))
+
+    with pytest.raises(KeyError, match="did you mean"):
+        bus.publish(envelope(), unique_name + "x")
+
+
+def test_start_fails_with_a_clear_error_when_the_broker_is_unreachable(unique_name):
+    bus = RabbitMQTransport("amqp://guest:secret@127.0.0.1:1/%2F", [make_route(unique_name)])
+
+    with pytest.raises(BrokerUnavailable, match=r"cannot reach the broker at amqp://guest:\*\*\*@127.0.0.1:1"):
+        bus.start(timeout=1.5)
+
+
+def test_a_queue_declared_with_other_settings_is_reported_by_name(transport, broker, unique_name):
+    queue = names.work_queue_name(unique_name, "a")
+    broker.queues.add(queue)
+    broker.connection.channel().queue_declare(queue, durable=True, arguments={"x-max-length": 5})
+
+    with pytest.raises(TopologyError, match=queue):
+        transport(make_route(unique_name))
+
+
+# --- consuming, retry, dead letters --------------------------------------------------------------
+def test_a_delivered_message_is_acked(transport, broker, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    handler = Recorder()
+    bus.consume(unique_name, "a", handler)
+
+    sent = envelope()
+    bus.publish_confirmed(sent, unique_name)
+
+    wait_until(lambda: handler.calls)
+    _, received, delivery = handler.calls[0]
+    assert received == sent
+    assert (delivery.route, delivery.destination, delivery.attempt) == (unique_name, "a", 1)
+    bus.stop(timeout=2)
+    assert broker.depth(names.work_queue_name(unique_name, "a")) == 0
+
+
+def test_a_retryable_failure_comes_back_after_each_backoff_delay_then_is_dead_lettered(
+        transport, broker, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    handler = Recorder(lambda e, d: (_ for _ in ()).throw(Retryable("HTTP 503")))
+    bus.consume(unique_name, "a", handler)
+
+    bus.publish_confirmed(envelope(), unique_name)
+
+    wait_until(lambda: bus.dead_letters(unique_name, "a"))
+    times = [t for t, _, _ in handler.calls]
+    assert [d.attempt for _, _, d in handler.calls] == [1, 2, 3]
+    assert 0.18 <= times[1] - times[0] <= 0.2 + 0.8
+    assert 0.45 <= times[2] - times[1] <= 0.5 + 0.8
+    (letter,) = bus.dead_letters(unique_name, "a")
+    assert letter.attempts == 3
+    assert letter.header("esb-dead-letter-reason") == "attempts-exhausted"
+
+
+def test_a_message_waiting_for_its_retry_does_not_hold_up_the_next_one(transport, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",),
+                               retry=RetryPolicy(attempts=2, backoff=(1.0,))))
+    first = envelope(1)
+    handler = Recorder(lambda e, d: (_ for _ in ()).throw(Retryable("busy"))
+                       if e.id == first.id and d.attempt == 1 else None)
+    bus.consume(unique_name, "a", handler, concurrency=1)
+
+    bus.publish_confirmed(first, unique_name)
+    bus.publish_confirmed(second := envelope(2), unique_name)
+
+    wait_until(lambda: len(handler.calls) == 3, timeout=5)
+    assert handler.ids == [first.id, second.id, first.id]
+    assert handler.calls[1][0] - handler.calls[0][0] < 0.5
+
+
+def test_a_permanent_failure_is_dead_lettered_at_once_with_its_story_in_headers(transport, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    handler = Recorder(lambda e, d: (_ for _ in ()).throw(Permanent("HTTP 422: sku unknown")))
+    bus.consume(unique_name, "a", handler)
+
+    sent = envelope(7)
+    bus.publish_confirmed(sent, unique_name)
+
+    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
+    assert len(handler.calls) == 1
+    assert (letter.message_id, letter.correlation_id) == (sent.id, "PO-7")
+    assert json.loads(letter.body) == sent.payload
+    assert letter.header(H_ROUTE) == unique_name and letter.header(H_DESTINATION) == "a"
+    assert letter.headers[H_ATTEMPTS] == 1
+    assert letter.header(H_FIRST_ERROR_CLASS) == letter.header(H_LAST_ERROR_CLASS) == "esb.errors.Permanent"
+    assert letter.header(H_FIRST_ERROR) == letter.header(H_LAST_ERROR) == "HTTP 422: sku unknown"
+    assert letter.header(H_FIRST_FAILED_AT) and letter.header(H_LAST_FAILED_AT)
+    assert letter.header("esb-source") == "erp"  # the envelope's own headers are kept
+
+
+def test_a_message_that_is_not_an_envelope_is_dead_lettered_as_undecodable(transport, broker, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    handler = Recorder()
+    bus.consume(unique_name, "a", handler)
+
+    broker.publish_raw(names.work_queue_name(unique_name, "a"), b"{not json", message_id="m-1")
+
+    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
+    assert handler.calls == []
+    assert letter.header("esb-dead-letter-reason") == "undecodable"
+    assert letter.body == b"{not json"
+
+
+def test_a_raw_payload_with_bad_input_goes_to_the_routes_dead_letter_queue(transport, unique_name):
+    bus = transport(make_route(unique_name))
+
+    bus.publish_dead_letter(unique_name, None, b"GR;1;x", DecodeError("line 1: qty is not a number"),
+                            {"esb-source-file": "GR_1.csv"}, content_type="text/csv").result(5)
+
+    (letter,) = bus.dead_letters(unique_name)
+    assert letter.destination is None and letter.body == b"GR;1;x"
+    assert letter.header("esb-dead-letter-reason") == "input"
+    assert letter.header("esb-source-file") == "GR_1.csv"
+
+
+def test_a_handler_may_return_a_future_and_is_acked_after_it(transport, broker, unique_name):
+    target = make_route(unique_name + "out", destinations=("x",))
+    bus = transport(make_route(unique_name, destinations=("a",)), target)
+    bus.consume(unique_name, "a", lambda e, d: bus.publish(e.derive(), target.name))
+
+    bus.publish_confirmed(sent := envelope(), unique_name)
+
+    wait_until(lambda: broker.depth(names.work_queue_name(target.name, "x")) == 1)
+    bus.stop(timeout=2)
+    assert broker.depth(names.work_queue_name(unique_name, "a")) == 0
+    assert sent  # the source message was acked only after the derived one was confirmed
+
+
+def test_a_slow_target_does_not_hold_up_another_destination(transport, unique_name):
+    bus = transport(make_route(unique_name))
+    release = threading.Event()
+    slow = Recorder(lambda e, d: release.wait(10))
+    fast = Recorder()
+    bus.consume(unique_name, "a", slow, concurrency=1)
+    bus.consume(unique_name, "b", fast)
+
+    for n in range(20):
+        bus.publish(envelope(n), unique_name)
+
+    wait_until(lambda: len(fast.calls) == 20, timeout=5)
+    assert len(slow.calls) == 1
+    release.set()
+    wait_until(lambda: len(slow.calls) == 20, timeout=5)
+
+
+# --- dead-letter admin ------------------------------------------------------------------------
+def dead_letter_three(bus, unique_name) -> list[Envelope]:
+    sent = [envelope(n) for n in range(3)]
+    bus.consume(unique_name, "a", Recorder(lambda e, d: (_ for _ in ()).throw(Permanent("no")) if d.attempt == 1
+                                           and d.headers.get("esb-replays") is None else None))
+    for e in sent:
+        bus.publish(e, unique_name, "a").result(5)
+    wait_until(lambda: len(bus.dead_letters(unique_name, "a")) == 3)
+    return sent
+
+
+def test_a_replayed_message_keeps_its_id_starts_afresh_and_goes_to_its_own_destination_only(
+        transport, broker, unique_name):
+    bus = transport(make_route(unique_name))
+    other = Recorder()
+    bus.consume(unique_name, "b", other)
+    sent = dead_letter_three(bus, unique_name)
+    replayed = Recorder()
+    bus.stop(timeout=2)
+    bus = transport(make_route(unique_name))
+    bus.consume(unique_name, "a", replayed)
+    bus.consume(unique_name, "b", other)
+
+    assert bus.replay_dead_letters(unique_name, "a", ids=[sent[1].id]) == 1
+
+    wait_until(lambda: replayed.calls)
+    _, received, delivery = replayed.calls[0]
+    assert received.id == sent[1].id and received.correlation_id == "PO-1"
+    assert delivery.attempt == 1 and delivery.headers["esb-replays"] == 1
+    assert [d.message_id for d in bus.dead_letters(unique_name, "a")] == [sent[0].id, sent[2].id]
+    time.sleep(0.2)
+    assert other.calls == []
+
+
+def test_dead_letters_are_listed_without_being_removed_and_purged_by_id_or_all(transport, unique_name):
+    bus = transport(make_route(unique_name))
+    sent = dead_letter_three(bus, unique_name)
+
+    assert [d.message_id for d in bus.dead_letters(unique_name, "a")] == [e.id for e in sent]
+    assert len(bus.dead_letters(unique_name, limit=2)) == 2
+    assert bus.purge_dead_letters(unique_name, "a", ids=[sent[0].id]) == 1
+    assert [d.message_id for d in bus.dead_letters(unique_name, "a")] == [sent[1].id, sent[2].id]
+    assert bus.purge_dead_letters(unique_name) == 2
+    assert bus.dead_letters(unique_name) == []
+
+
+# --- shutdown and reconnect --------------------------------------------------------------------
+def test_stop_requeues_what_could_not_finish(transport, broker, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    release = threading.Event()
+    handler = Recorder(lambda e, d: release.wait(10))
+    bus.consume(unique_name, "a", handler, concurrency=1)
+    for n in range(5):
+        bus.publish(envelope(n), unique_name).result(5)
+    wait_until(lambda: handler.calls)
+
+    started = time.monotonic()
+    bus.stop(timeout=0.5)
+
+    assert time.monotonic() - started < 3
+    release.set()
+    assert broker.depth(names.work_queue_name(unique_name, "a")) == 5
+
+
+def test_the_bus_reconnects_after_the_broker_closes_its_connection_and_loses_nothing(transport, unique_name):
+    connection_name = f"esb-test-{unique_name}-reconnect"
+    bus = transport(make_route(unique_name, destinations=("a",)), connection_name=connection_name)
+    handler = Recorder()
+    bus.consume(unique_name, "a", handler)
+    confirmed: list[str] = []
+    failed: list[BaseException] = []
+    publishing = threading.Event()
+    publishing.set()
+
+    def publish_all_the_time():
+        n = 0
+        while publishing.is_set():
+            e = envelope(n)
+            n += 1
+            try:
+                bus.publish_confirmed(e, unique_name, timeout=10)
+                confirmed.append(e.id)
+            except ConnectionLost as error:
+                failed.append(error)
+                time.sleep(0.05)
+
+    publisher = threading.Thread(target=publish_all_the_time)
+    publisher.start()
+    try:
+        wait_until(lambda: len(confirmed) >= 20)
+        close_connection_from_broker(connection_name)
+        wait_until(lambda: failed)
+        wait_until(lambda: bus.connected and bus.connections >= 2, timeout=10)
+        count = len(confirmed)
+        wait_until(lambda: len(confirmed) >= count + 20, timeout=10)
+    finally:
+        publishing.clear()
+        publisher.join()
+
+    wait_until(lambda: set(confirmed) <= set(handler.ids), timeout=10)
+
+
+@pytest.mark.skipif(os.environ.get("ESB_TEST_BROKER_RESTART") != "1",
+                    reason="restarts the shared broker: set ESB_TEST_BROKER_RESTART=1")
+def test_the_bus_resumes_after_a_broker_restart(transport, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    handler = Recorder()
+    bus.consume(unique_name, "a", handler)
+    before = envelope(1)
+    bus.publish_confirmed(before, unique_name)
+    wait_until(lambda: handler.calls)
+
+    rabbitmqctl("stop_app")
+    try:
+        wait_until(lambda: not bus.connected, timeout=10)
+    finally:
+        rabbitmqctl("start_app")
+    wait_until(lambda: bus.connected, timeout=30)
+    bus.publish_confirmed(after := envelope(2), unique_name)
+
+    wait_until(lambda: after.id in handler.ids, timeout=10)
+
+
+def test_quorum_queues_retry_and_dead_letter_like_classic_ones(transport, unique_name):
+    bus = transport(make_route(unique_name, destinations=("a",), queue_type="quorum",
+                               retry=RetryPolicy(attempts=2, backoff=(0.2,))))
+    handler = Recorder(lambda e, d: (_ for _ in ()).throw(Retryable("busy")))
+    bus.consume(unique_name, "a", handler)
+
+    bus.publish_confirmed(envelope(), unique_name)
+
+    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
+    assert letter.attempts == 2 and len(handler.calls) == 2
