@@ -74,15 +74,23 @@ class Broker:
         self.connection = pika.BlockingConnection(pika.URLParameters(url))
         self.queues: set[str] = set()
 
+    def channel(self):
+        """A channel, on a new connection when the old one went (a broker restart)."""
+        try:
+            return self.connection.channel()
+        except pika.exceptions.AMQPError:
+            self.connection = pika.BlockingConnection(pika.URLParameters(self.url))
+            return self.connection.channel()
+
     def depth(self, queue: str) -> int:
-        channel = self.connection.channel()
+        channel = self.channel()
         try:
             return channel.queue_declare(queue, passive=True).method.message_count
         finally:
             channel.close()
 
     def exists(self, queue: str) -> bool:
-        channel = self.connection.channel()
+        channel = self.channel()
         try:
             channel.queue_declare(queue, passive=True)
         except pika.exceptions.ChannelClosedByBroker:
@@ -91,12 +99,12 @@ class Broker:
         return True
 
     def publish_raw(self, queue: str, body: bytes, **properties) -> None:
-        channel = self.connection.channel()
+        channel = self.channel()
         channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, **properties))
         channel.close()
 
     def delete(self, queue: str) -> None:
-        channel = self.connection.channel()
+        channel = self.channel()
         channel.queue_delete(queue)
         channel.close()
 
@@ -236,7 +244,7 @@ def test_start_fails_with_a_clear_error_when_the_broker_is_unreachable(unique_na
 def test_a_queue_declared_with_other_settings_is_reported_by_name(transport, broker, unique_name):
     queue = names.work_queue_name(unique_name, "a")
     broker.queues.add(queue)
-    broker.connection.channel().queue_declare(queue, durable=True, arguments={"x-max-length": 5})
+    broker.channel().queue_declare(queue, durable=True, arguments={"x-max-length": 5})
 
     with pytest.raises(TopologyError, match=queue):
         transport(make_route(unique_name))
