@@ -173,11 +173,88 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology(args: argparse.Namespace) -> int:
-    raise NotImplementedError("esb topology: transport issue")
+    """`show` prints the queues and exchange the routes need (no broker); `declare` creates them."""
+    from esb.config import load_config
+    from esb.errors import ConfigError
+    from esb.transport import TransportError, create_transport
+    from esb.transport.rabbitmq import redacted
+    from esb.transport.topology import Topology
+
+    path = _config_path(args)
+    try:
+        config = load_config(path)
+        topology = Topology.from_config(config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return _fail(f"{len(error.problems)} problems in {path}")
+    except FileNotFoundError:
+        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
+    except TransportError as error:
+        return _fail(f"{path}: {error}")
+    if args.action == "show":
+        print(topology.describe())
+        return 0
+    url = args.broker or os.environ.get("ESB_BROKER_URL") or config.settings.get("broker_url")
+    try:
+        transport = create_transport(url, config)
+        transport.declare()
+    except TransportError as error:
+        return _fail(str(error))
+    print(f"declared exchange {topology.exchange} and {len(topology.queues)} queues on {redacted(url)}")
+    return 0
 
 
 def _cmd_dlq(args: argparse.Namespace) -> int:
-    raise NotImplementedError("esb dlq: transport issue")
+    """Dead letters of a route (all its queues, or one destination's): list, show, replay, purge."""
+    from esb import jsonfmt
+    from esb.config import load_config
+    from esb.errors import ConfigError
+    from esb.transport import TransportError, create_transport
+
+    path = _config_path(args)
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return _fail(f"{len(error.problems)} problems in {path}")
+    except FileNotFoundError:
+        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
+    if args.action in ("replay", "purge") and not (args.message_id or args.all):
+        return _fail(f"dlq {args.action}: say which messages, --id ID or --all")
+    ids = [args.message_id] if args.message_id else None
+    where = f"{args.route}/{args.destination}" if args.destination else args.route
+    url = args.broker or os.environ.get("ESB_BROKER_URL") or config.settings.get("broker_url")
+    try:
+        transport = create_transport(url, config)
+        if args.action in ("list", "show"):
+            letters = [d for d in transport.dead_letters(args.route, args.destination)
+                       if ids is None or d.message_id in ids]
+            if ids and not letters:
+                return _fail(f"no dead letter with id {args.message_id} in {where}")
+            if args.action == "show":
+                shown = [d.as_dict() for d in letters]
+                print(jsonfmt.pretty(shown[0] if ids else shown))
+                return 0
+            for d in letters:
+                s = d.summary()
+                print(f"{s['id']}  {s['destination'] or '(inbound)'}  attempts={s['attempts']}  "
+                      f"{s['reason'] or '-'}  {s['last_failed_at'] or '-'}  {(s['last_error'] or '')[:100]}")
+            print(f"{len(letters)} dead letter(s) in {where}", file=sys.stderr)
+            return 0
+        if args.action == "replay":
+            count = transport.replay_dead_letters(args.route, args.destination, ids=ids)
+        else:
+            count = transport.purge_dead_letters(args.route, args.destination, ids=ids)
+    except KeyError as error:
+        return _fail(str(error.args[0]) if error.args else str(error))
+    except TransportError as error:
+        return _fail(str(error))
+    if ids and not count:
+        return _fail(f"no dead letter with id {args.message_id} in {where}")
+    print(f"{'replayed' if args.action == 'replay' else 'purged'} {count} dead letter(s) of {where}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

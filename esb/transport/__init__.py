@@ -375,6 +375,10 @@ class Transport(ABC):
         requeue what could not finish, wait for outstanding confirms, close. Safe to call twice;
         the CLI and runtime call it on SIGTERM/SIGINT."""
 
+    @abstractmethod
+    def declare(self) -> None:
+        """Create the broker objects of the routes now (idempotent); a transport without any does nothing."""
+
     @property
     @abstractmethod
     def connected(self) -> bool:

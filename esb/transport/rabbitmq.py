@@ -228,6 +228,8 @@ class RabbitMQTransport(Transport):
                  reconnect_max_delay: float = RECONNECT_MAX_DELAY,
                  connection_name: str = "esb", events: TransportEvents | None = None):
         config_routes = getattr(routes, "routes", None)
+        if config_routes is not None:  # an esb.routes.Config: its settings may name the queue type
+            queue_type = queue_type or (getattr(routes, "settings", None) or {}).get("queue_type")
         self._routes = {r.name: r for r in (config_routes if config_routes is not None else routes)}
         self.topology = Topology.from_routes(self._routes.values(), queue_type=queue_type)
         self.url = url
@@ -773,8 +775,9 @@ class RabbitMQTransport(Transport):
     def dead_letters(self, route: str, destination: str | None = None, *,
                      limit: int | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
+        queues = self._dead_letter_queues(route, destination, inbound=True)
         with self._blocking() as connection:
-            for queue_name, queue_destination in self._dead_letter_queues(route, destination, inbound=True):
+            for queue_name, queue_destination in queues:
                 channel = connection.channel()
                 for _method, properties, body in _browse(channel, queue_name, limit):
                     letters.append(_dead_letter(route, queue_destination, properties, body))
@@ -787,10 +790,11 @@ class RabbitMQTransport(Transport):
                             ids: Iterable[str] | None = None) -> int:
         wanted = set(ids) if ids is not None else None
         replayed = 0
+        queues = self._dead_letter_queues(route, destination, inbound=False)
         with self._blocking() as connection:
             publisher = connection.channel()
             publisher.confirm_delivery()
-            for queue_name, queue_destination in self._dead_letter_queues(route, destination, inbound=False):
+            for queue_name, queue_destination in queues:
                 channel = connection.channel()
                 work_queue = names.work_queue_name(route, queue_destination)
                 for method, properties, body in _browse(channel, queue_name, None):
@@ -813,8 +817,9 @@ class RabbitMQTransport(Transport):
                            ids: Iterable[str] | None = None) -> int:
         wanted = set(ids) if ids is not None else None
         purged = 0
+        queues = self._dead_letter_queues(route, destination, inbound=True)
         with self._blocking() as connection:
-            for queue_name, _destination in self._dead_letter_queues(route, destination, inbound=True):
+            for queue_name, _destination in queues:
                 channel = connection.channel()
                 if wanted is None:
                     purged += channel.queue_purge(queue_name).method.message_count
