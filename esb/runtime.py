@@ -14,17 +14,20 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from esb import metrics
 from esb.credentials import Credentials
 from esb.errors import InputError, Unavailable
 from esb.idempotency import IdempotencyStore
 from esb.journal import Journal
 from esb.logs import message_fields
+from esb.monitoring import monitoring_blueprint
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
@@ -94,9 +97,12 @@ class Runtime:
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
         transport_options = {"queue_type": config.settings.get("queue_type"), **options.transport_options}
         self.transport: Transport = create_transport(options.broker_url, config.routes,
-                                                     events=JournalEvents(self.journal), **transport_options)
+                                                     events=metrics.ChainedEvents(JournalEvents(self.journal),
+                                                                                  metrics.MetricsEvents()),
+                                                     **transport_options)
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
         self.app = create_app(readiness={"broker": self._broker_ready, "journal": self._journal_ready})
+        self.app.register_blueprint(monitoring_blueprint(self))
         self.sources: list[Source] = []
         self.sinks: list[Sink] = []
         self.server: HttpServer | None = None
@@ -180,10 +186,10 @@ class Runtime:
         self._stopped.set()
         if self.server is not None:
             self.server.stop()
+        for source in self.sources:  # first, so a poll in progress stops between records
+            source.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
-        for source in self.sources:
-            source.stop()
         self.transport.stop(timeout)
         for sink in self.sinks:
             sink.close()
@@ -196,21 +202,38 @@ class Runtime:
     # --- inbound ----------------------------------------------------------------------------
     def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
+        started = time.perf_counter()
         try:
             prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key)
         except InputError as error:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])
+            metrics.rejected(route_name, error)
             raise
         fresh, ids = [], []
         for message in prepared:
             key = message.envelope.idempotency_key
-            earlier = self.idempotency.claim(route_name, key, message.envelope.id) if key else None
+            earlier = self._claim(route_name, key, message.envelope.id) if key else None
             ids.append(earlier or message.envelope.id)
             if earlier is None:
                 fresh.append(message)
+        metrics.received(route_name, len(fresh))
         self._publish_all(route_name, fresh)
+        metrics.observe_inbound(route_name, time.perf_counter() - started)
         return Accepted(tuple(ids), duplicate=bool(prepared) and not fresh)
+
+    def _claim(self, route_name: str, key: str, message_id: str) -> str | None:
+        """Claim an idempotency key; while another request holds it unconfirmed, wait for its outcome
+        (so a duplicate is never answered with the id of a message that was not stored)."""
+        deadline = time.monotonic() + self.options.publish_timeout
+        while True:
+            earlier, confirmed = self.idempotency.claim(route_name, key, message_id,
+                                                        stale_after=2 * self.options.publish_timeout)
+            if earlier is None or confirmed:
+                return earlier
+            if time.monotonic() > deadline:
+                raise Unavailable(f"an earlier message with the same key ({earlier}) is still being stored")
+            time.sleep(0.02)
 
     def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> None:
         """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed."""
@@ -224,6 +247,7 @@ class Runtime:
         message_id = str(uuid.uuid4())
         self.journal.record("dead_lettered", message_id=message_id, route=route_name,
                             detail=f"refused input: {str(error)[:1000]}")
+        metrics.raw_dead_lettered(route_name)
 
     def _publish_all(self, route_name: str, messages: list[PreparedMessage]) -> None:
         route = self.config.route(route_name)
@@ -247,9 +271,12 @@ class Runtime:
                 if envelope.idempotency_key:
                     self.idempotency.release(route_name, envelope.idempotency_key, envelope.id)
                 continue
+            if envelope.idempotency_key:
+                self.idempotency.confirm(route_name, envelope.idempotency_key, envelope.id)
             self.journal.record("published", message_id=envelope.id, route=route_name,
                                 correlation_id=envelope.correlation_id,
                                 detail=", ".join(message.destinations))
+            metrics.published(route_name, message.destinations)
         if failed:
             message, error = next(iter(failed.values()))
             log.warning("publish not confirmed: %s", error, extra=message_fields(
