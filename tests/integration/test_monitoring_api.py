@@ -15,8 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from esb import metrics
 from esb.config import load_config
 from esb.credentials import Credentials
-from esb.errors import InputError
-from esb.monitoring import monitoring_blueprint
 from esb.runtime import Runtime, RuntimeOptions
 from tests.integration.test_rest_runtime import ORDER, SENDER_KEY, _delete_queues, post, target, write_routes
 
@@ -29,32 +27,12 @@ ADMIN_KEY = "admin-secret"
 
 
 def start_monitored_bus(tmp_path, route: str, target_url: str, broker_url: str) -> Runtime:
-    """A bus with the monitoring blueprint, wired the way the runtime will wire it itself."""
+    """A bus (the runtime wires metrics and the monitoring blueprint itself)."""
     config = load_config(write_routes(tmp_path, route, target_url, broker_url, attempts=2))
     keys = f"erp:sender={route}:{SENDER_KEY};grafana:viewer:{VIEWER_KEY};ops:admin:{ADMIN_KEY}"
     options = RuntimeOptions(broker_url=broker_url, data_dir=tmp_path / "data", port=0,
                              credentials=Credentials.from_environment({"ESB_API_KEYS": keys}))
-    runtime = Runtime(config, options)
-    # What esb/runtime.py will do once integrated: chain the metrics hooks, count inbound outcomes.
-    runtime.transport._events = metrics.ChainedEvents(runtime.transport._events, metrics.MetricsEvents())
-    runtime.submit = counting_submit(runtime.submit)
-    runtime.app.register_blueprint(monitoring_blueprint(runtime))
-    return runtime.start()
-
-
-def counting_submit(submit):
-    def counted(route_name, raw, **options):
-        started = time.perf_counter()
-        try:
-            accepted = submit(route_name, raw, **options)
-        except InputError as error:
-            metrics.rejected(route_name, error)
-            raise
-        if not accepted.duplicate:
-            metrics.received(route_name, len(accepted.message_ids))
-        metrics.observe_inbound(route_name, time.perf_counter() - started)
-        return accepted
-    return counted
+    return Runtime(config, options).start()
 
 
 @pytest.fixture
