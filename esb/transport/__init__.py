@@ -414,7 +414,10 @@ class Transport(ABC):
     @abstractmethod
     def replay_dead_letters(self, route: str, destination: str | None = None, *,
                             ids: Iterable[str] | None = None) -> int:
-        """Send dead letters (those with `ids`, or all) back to their work queue; returns how many."""
+        """Send dead letters (those with `ids`, or all) back to their own work queue; returns how many.
+
+        Raw inbound payloads (`esb.<route>.dlq`) are not replayed here: they are not messages yet and
+        must go through the route's inbound stage again (the route runtime's business)."""
 
     @abstractmethod
     def purge_dead_letters(self, route: str, destination: str | None = None, *,

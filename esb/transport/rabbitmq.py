@@ -363,7 +363,11 @@ class RabbitMQTransport(Transport):
                 self._connection = None
             self._channel = None
             self._connected.clear()
-            self._fail_pending(ConnectionLost(f"connection to the broker lost: {describe(self._last_error)}"))
+            if self._stopping:
+                lost = ConnectionLost("the transport stopped before the broker confirmed the publish")
+            else:
+                lost = ConnectionLost(f"connection to the broker lost: {describe(self._last_error)}")
+            self._fail_pending(lost)
             self._settlements.clear()
             for consumer in self._consumers:
                 if consumer.channel is not None:
