@@ -452,7 +452,11 @@ class RabbitMQTransport(Transport):
             self._wake_pending = False
         calls = self._calls
         while calls:
-            calls.popleft()()
+            call = calls.popleft()
+            try:
+                call()
+            except Exception:  # a bug must not kill the I/O loop (and look like a lost connection)
+                log.exception("esb: a transport call failed on the I/O thread")
         self._flush_settlements()
         self._flush_outbox()
 
