@@ -1,0 +1,44 @@
+"""Adapters register by name; a third-party adapter comes in through an entry point."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from esb import plugins
+from esb.plugins import AdapterSpec
+
+
+def test_the_built_in_adapters_are_registered_with_their_config_schemas():
+    found = plugins.adapters()
+    assert {"rest", "soap", "file"} <= set(found)
+    assert all(spec.endpoint_schema.get("type") == "object" for spec in found.values())
+
+
+def test_an_unknown_adapter_gets_a_suggestion():
+    with pytest.raises(KeyError, match='did you mean "rest"'):
+        plugins.get_adapter("rset")
+
+
+def test_a_third_party_adapter_registers_through_an_entry_point(monkeypatch, tmp_path):
+    (tmp_path / "acme_esb_sftp.py").write_text(
+        "from esb.plugins import AdapterSpec, register\n"
+        "register(AdapterSpec(name='sftp', summary='SFTP', endpoint_schema={'type': 'object'}))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_adapters", dict(plugins._adapters))
+    monkeypatch.setattr(plugins, "_loaded", False)
+    entry_point = EntryPoint(name="sftp", value="acme_esb_sftp", group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins, "entry_points",
+                        lambda group: [entry_point] if group == plugins.ENTRY_POINT_GROUP else [])
+    assert "sftp" not in plugins._adapters
+
+    assert plugins.get_adapter("sftp").summary == "SFTP"
+    monkeypatch.delitem(sys.modules, "acme_esb_sftp")
+
+
+def test_two_adapters_with_one_name_are_refused(monkeypatch):
+    monkeypatch.setattr(plugins, "_adapters", dict(plugins._adapters))
+    with pytest.raises(ValueError, match="registered twice"):
+        plugins.register(AdapterSpec(name="rest", summary="another", endpoint_schema={}))
