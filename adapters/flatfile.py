@@ -551,7 +551,10 @@ class FileSource(Source):
                 continue
             if not fnmatch.fnmatchcase(entry.name, pattern) or not entry.is_file(follow_symlinks=False):
                 continue
-            stat = entry.stat(follow_symlinks=False)
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # another worker claimed it since the scan
             seen[entry.name] = (stat.st_size, stat.st_mtime_ns)
         ready = []
         for name, size in sorted(seen.items()):
