@@ -53,7 +53,7 @@ from typing import Any, BinaryIO
 import jmespath
 
 from esb.codecs import UTF8_BOM, decoding_for
-from esb.durations import DURATION_PATTERN
+from esb.durations import duration_option
 from esb.errors import InputError, Permanent, Retryable, Unavailable
 from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
 
@@ -93,13 +93,6 @@ CONTENT_TYPES = {"csv": "text/csv", "fixed": "text/plain", "json": "application/
                  "xml": "application/xml"}
 
 
-def _duration(description: str, default: float | str | None, **extra) -> dict:
-    """A duration option: seconds as a number, or a string such as 500ms, 10s, 2m."""
-    types = ["number", "string"] if default is not None else ["number", "string", "null"]
-    return {"type": types, "minimum": 0, "pattern": DURATION_PATTERN,
-            "description": description, "default": default, **extra}
-
-
 ENDPOINT_SCHEMA = {
     "type": "object",
     "description": "from: pick up files from a directory; to: write files into a directory.",
@@ -123,8 +116,9 @@ ENDPOINT_SCHEMA = {
         "pattern": {"type": "string", "default": "*", "x-esb-role": "source",
                     "description": "Glob of the file names to pick up, e.g. GR_*.csv. Names starting with "
                                    "a dot and *.done markers are never picked up."},
-        "poll": _duration("Seconds between two scans of dir, or a duration such as 10s.", DEFAULT_POLL,
-                          **{"x-esb-role": "source"}),
+        "poll": duration_option(
+            "Seconds between two scans of dir, or a duration such as 10s.", DEFAULT_POLL,
+            **{"x-esb-role": "source"}),
         "complete_when": {"enum": ["size-stable", "done-marker", "rename"], "default": "size-stable",
                           "x-esb-role": "source",
                           "description": "When a file counts as fully written: size-stable (same size on "
@@ -154,9 +148,10 @@ ENDPOINT_SCHEMA = {
                            "description": "Largest message read, in bytes: the whole file with per: file, "
                                           "one record or group otherwise; a larger one sends the file to "
                                           "error_dir."},
-        "reclaim_after": _duration("Seconds (or a duration such as 10m) after which a file claimed by a "
-                                   "worker that shows no progress is taken over by another.",
-                                   DEFAULT_RECLAIM_AFTER, **{"x-esb-role": "source"}),
+        "reclaim_after": duration_option(
+            "Seconds (or a duration such as 10m) after which a file claimed by a "
+            "worker that shows no progress is taken over by another.",
+            DEFAULT_RECLAIM_AFTER, **{"x-esb-role": "source"}),
         # sink options
         "name_template": {"type": "string", "default": "{type}_{id}.{ext}", "x-esb-role": "sink",
                           "description": "Name of each written file; placeholders: {type}, {id}, "
@@ -167,9 +162,10 @@ ENDPOINT_SCHEMA = {
                                          "Files are written under a temporary name and renamed."},
         "line_ending": {"enum": ["lf", "crlf"], "default": "lf", "x-esb-role": "sink",
                         "description": "Line ending of written text files."},
-        "batch_interval": _duration("Collect the messages of this many seconds (or a duration such as 5m) "
-                                    "into one file; default: one file per message.", None,
-                                    **{"x-esb-role": "sink"}),
+        "batch_interval": duration_option(
+            "Collect the messages of this many seconds (or a duration such as 5m) "
+            "into one file; default: one file per message.", None,
+            **{"x-esb-role": "sink"}),
     },
 }
 

@@ -19,7 +19,7 @@ from flask import jsonify, request
 
 from esb import jsonfmt
 from esb.credentials import presented_key
-from esb.durations import DURATION_PATTERN, parse_duration
+from esb.durations import duration_option, parse_duration
 from esb.errors import DecodeError, InputError, Permanent, Retryable, Unavailable
 from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
 
@@ -30,13 +30,6 @@ DEFAULT_MAX_BODY_BYTES = 1_048_576
 """Largest request body an inbound endpoint accepts (1 MiB); a larger one is refused with 413."""
 
 DEFAULT_SUCCESS_CODES = [200, 201, 202, 204]
-
-
-def _duration(description: str, default: float | str | None, **extra) -> dict:
-    """A duration option: seconds as a number, or a string such as 500ms, 10s, 2m."""
-    types = ["number", "string"] if default is not None else ["number", "string", "null"]
-    return {"type": types, "minimum": 0, "pattern": DURATION_PATTERN,
-            "description": description, "default": default, **extra}
 
 
 SYSTEM_SCHEMA = {
@@ -61,7 +54,7 @@ SYSTEM_SCHEMA = {
                            "description": "Header that carries api_key."},
         "headers": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
                     "description": "Extra headers sent with every call to this system."},
-        "timeout": _duration("Seconds a call may take (connect plus read), or a duration such as 10s; "
+        "timeout": duration_option("Seconds a call may take (connect plus read), or a duration such as 10s; "
                              "a timeout is a retryable failure.", DEFAULT_TIMEOUT),
         "verify_tls": {"type": "boolean", "default": True,
                        "description": "Check the server's TLS certificate. Turn off only for a test system."},
@@ -105,7 +98,7 @@ ENDPOINT_SCHEMA = {
                                 "/orders/{order_number}."},
         "headers": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
                     "x-esb-role": "sink", "description": "Extra headers for this call."},
-        "timeout": _duration("Seconds the call may take, or a duration; default: the system's timeout.",
+        "timeout": duration_option("Seconds the call may take, or a duration; default: the system's timeout.",
                              None, **{"x-esb-role": "sink"}),
         "idempotency_header": {"type": "boolean", "default": True, "x-esb-role": "sink",
                                "description": "Send the message id as the Idempotency-Key header, so the "

@@ -51,7 +51,7 @@ from zeep.wsse.username import UsernameToken
 from esb import jsonfmt
 from esb.codecs.xml import parse as parse_xml_document
 from esb.credentials import presented_key
-from esb.durations import DURATION_PATTERN
+from esb.durations import duration_option
 from esb.errors import DecodeError, FieldProblem, InputError, Permanent, Retryable, Unavailable
 from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
 from esb.problems import unknown
@@ -63,13 +63,6 @@ DEFAULT_TIMEOUT = 30.0
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 """Largest SOAP request the inbound endpoint accepts (1 MiB); larger ones get a SOAP fault."""
-
-
-def _duration(description: str, default: float | str | None, **extra) -> dict:
-    """A duration option: seconds as a number, or a string such as 500ms, 10s, 2m."""
-    types = ["number", "string"] if default is not None else ["number", "string", "null"]
-    return {"type": types, "minimum": 0, "pattern": DURATION_PATTERN,
-            "description": description, "default": default, **extra}
 
 
 SYSTEM_SCHEMA = {
@@ -92,8 +85,9 @@ SYSTEM_SCHEMA = {
         "wsse": {"type": "boolean", "default": False,
                  "description": "Send username/password as a WS-Security UsernameToken instead of HTTP "
                                 "basic authentication."},
-        "timeout": _duration("Seconds a call may take, or a duration such as 30s; a timeout is a "
-                             "retryable failure.", DEFAULT_TIMEOUT),
+        "timeout": duration_option(
+            "Seconds a call may take, or a duration such as 30s; a timeout is a "
+            "retryable failure.", DEFAULT_TIMEOUT),
         "verify_tls": {"type": "boolean", "default": True,
                        "description": "Check the server's TLS certificate. Turn off only for a test system."},
     },
@@ -118,8 +112,9 @@ ENDPOINT_SCHEMA = {
                    "description": "Fixed request parameters of the operation (poll or call), merged "
                                   "under the mapped document."},
         # source options
-        "poll": _duration("Seconds between two calls of the operation, or a duration such as 60s; set it "
-                          "to poll.", None, **{"x-esb-role": "source"}),
+        "poll": duration_option(
+            "Seconds between two calls of the operation, or a duration such as 60s; set it "
+            "to poll.", None, **{"x-esb-role": "source"}),
         "watermark": {"type": ["string", "null"], "default": None, "x-esb-role": "source",
                       "description": "JMESPath over each polled record giving a value that only grows (a "
                                      "change time, a document number); the highest one seen is kept in the "

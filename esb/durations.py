@@ -23,3 +23,11 @@ def parse_duration(value: str | int | float) -> float:
     if not match:
         raise ValueError(f"not a duration: {value!r} (use seconds or e.g. 500ms, 5s, 2m, 1h)")
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def duration_option(description: str, default: float | str | None, **extra) -> dict:
+    """The JSON-Schema fragment of a duration option in an adapter's spec: seconds as a number,
+    or a string such as 500ms, 10s, 2m; nullable when it has no default."""
+    types = ["number", "string"] if default is not None else ["number", "string", "null"]
+    return {"type": types, "minimum": 0, "pattern": DURATION_PATTERN,
+            "description": description, "default": default, **extra}
