@@ -286,3 +286,27 @@ def _listening_url(process: subprocess.Popen) -> str:
             threading.Thread(target=lambda: process.stderr.read(), daemon=True).start()
             return line.rsplit("listening on ", 1)[1].strip()
     raise AssertionError(f"esb run exited with {process.wait()} before listening")
+
+
+def test_an_array_of_documents_becomes_one_message_each_all_confirmed_before_the_answer(bus, target,
+                                                                                       unique_name):
+    runtime = bus()
+    orders = [{**ORDER, "order_number": f"BATCH-{n}"} for n in range(3)]
+
+    response = post(runtime, unique_name, orders)
+
+    assert response.status_code == 202 and len(response.json()["ids"]) == 3
+    delivered = {call["body"]["order_number"] for call in target.wait_for("/wms/orders", 3)}
+    assert delivered == {"BATCH-0", "BATCH-1", "BATCH-2"}
+
+
+def test_an_array_with_one_invalid_document_is_refused_whole(bus, target, unique_name):
+    runtime = bus()
+    orders = [{**ORDER, "order_number": "GOOD-1"}, {**ORDER, "order_number": "BAD-1", "lines": []}]
+
+    response = post(runtime, unique_name, orders)
+
+    assert response.status_code == 422
+    assert any(problem["path"].startswith("[1].lines") for problem in response.json()["problems"])
+    time.sleep(0.5)
+    assert target.calls["/wms/orders"] == []
