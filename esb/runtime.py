@@ -133,7 +133,11 @@ class Runtime:
         content_type = CONTENT_TYPES.get(output_format, "application/json")
 
         def deliver(envelope, delivery: Delivery) -> None:
-            sink.deliver(envelope, outbound.render(envelope), content_type)
+            target_id = sink.deliver(envelope, outbound.render(envelope), content_type)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("delivered%s", f" as {target_id}" if target_id else "", extra=message_fields(
+                    message_id=envelope.id, correlation_id=envelope.correlation_id, route=route.name,
+                    destination=destination.name, attempt=delivery.attempt, outcome="delivered"))
 
         self.transport.consume(route.name, destination.name, deliver)
 
@@ -209,6 +213,8 @@ class Runtime:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])
             metrics.rejected(route_name, error)
+            log.warning("input refused: %s", error.message, extra=message_fields(
+                route=route_name, outcome=f"rejected:{error.kind}"))
             raise
         fresh, ids = [], []
         for message in prepared:
@@ -220,6 +226,12 @@ class Runtime:
         metrics.received(route_name, len(fresh))
         self._publish_all(route_name, fresh)
         metrics.observe_inbound(route_name, time.perf_counter() - started)
+        for message in prepared:
+            envelope = message.envelope
+            log.info("accepted" if message in fresh else "duplicate, answered with the first id",
+                     extra=message_fields(message_id=envelope.id, correlation_id=envelope.correlation_id,
+                                          route=route_name, outcome="accepted" if message in fresh
+                                          else "duplicate"))
         return Accepted(tuple(ids), duplicate=bool(prepared) and not fresh)
 
     def _claim(self, route_name: str, key: str, message_id: str) -> str | None:

@@ -4,6 +4,7 @@ real HTTP server on loopback."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -310,3 +311,16 @@ def test_an_array_with_one_invalid_document_is_refused_whole(bus, target, unique
     assert any(problem["path"].startswith("[1].lines") for problem in response.json()["problems"])
     time.sleep(0.5)
     assert target.calls["/wms/orders"] == []
+
+
+def test_logs_name_the_message_and_route_and_never_the_key(bus, unique_name, caplog):
+    runtime = bus()
+    with caplog.at_level(logging.DEBUG):
+        message_id = post(runtime, unique_name, ORDER).json()["id"]
+        post(runtime, unique_name, {"order_number": "no lines"})
+
+    accepted = [r for r in caplog.records if getattr(r, "message_id", None) == message_id]
+    assert accepted and accepted[0].route == unique_name
+    assert any(getattr(r, "outcome", "") == "rejected:validation" for r in caplog.records)
+    assert all(SENDER_KEY not in r.getMessage() and "guest:guest" not in r.getMessage()
+               for r in caplog.records)
