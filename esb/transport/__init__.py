@@ -403,8 +403,13 @@ class Transport(ABC):
 
     @abstractmethod
     def consume(self, route: str, destination: str, handler: Handler, *, prefetch: int | None = None,
-                concurrency: int | None = None) -> None:
-        """Deliver the (route, destination) queue's messages to `handler` (see the module doc)."""
+                concurrency: int | None = None, inline: bool = False) -> None:
+        """Deliver the (route, destination) queue's messages to `handler` (see the module doc).
+
+        `prefetch`: messages in hand at most; `concurrency`: handler threads. `inline=True` runs the
+        handler on the transport's own thread, with no hand-off: only for handlers that never block
+        (no network, no disk, no sleep) and return at once, typically a stage that maps, publishes
+        and returns the publish's future. A blocking inline handler stalls the whole connection."""
 
     @abstractmethod
     def dead_letters(self, route: str, destination: str | None = None, *,

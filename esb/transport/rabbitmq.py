@@ -260,6 +260,7 @@ class RabbitMQTransport(Transport):
         self._pending: dict[int, tuple] = {}
         self._pending_order: collections.deque[int] = collections.deque()
         self._returned: dict[tuple, str] = {}
+        self._resolving = False  # the I/O thread is resolving publish futures (see _on_confirm)
 
         self._consumers: list[_Consumer] = []
         self._thread: threading.Thread | None = None
@@ -548,15 +549,23 @@ class RabbitMQTransport(Transport):
             while order and order[0] not in pending:
                 order.popleft()
         returned = self._returned
-        for future, exchange, key, message_id in entries:
-            if not acked:
-                future.set_exception(PublishNacked(f"the broker refused the message published to {key!r}"))
-            elif returned and (exchange, key, message_id) in returned:
-                reply = returned.pop((exchange, key, message_id))
-                target = f'exchange "{exchange}" with key "{key}"' if exchange else f'queue "{key}"'
-                future.set_exception(Unroutable(f"no queue took the message sent to {target} ({reply})"))
-            else:
-                future.set_result(None)
+        # Done-callbacks run inside set_result; the acks they settle are flushed below, at once,
+        # instead of waking the loop once more (see _settle).
+        self._resolving = True
+        try:
+            for future, exchange, key, message_id in entries:
+                if not acked:
+                    future.set_exception(PublishNacked(f"the broker refused the message sent to {key!r}"))
+                elif returned and (exchange, key, message_id) in returned:
+                    reply = returned.pop((exchange, key, message_id))
+                    target = f'exchange "{exchange}" with key "{key}"' if exchange else f'queue "{key}"'
+                    future.set_exception(Unroutable(f"no queue took the message sent to {target} ({reply})"))
+                else:
+                    future.set_result(None)
+        finally:
+            self._resolving = False
+        if self._settlements:
+            self._flush_settlements()
         if self._outbox:
             self._flush_outbox()
 
@@ -578,13 +587,13 @@ class RabbitMQTransport(Transport):
 
     # --- consuming --------------------------------------------------------------------------
     def consume(self, route: str, destination: str, handler: Handler, *, prefetch: int | None = None,
-                concurrency: int | None = None) -> None:
+                concurrency: int | None = None, inline: bool = False) -> None:
         if route not in self._routes:
             raise KeyError(unknown("route", route, self._routes))
         route_model = self._routes[route]
         route_model.destination(destination)
         consumer = _Consumer(route_model, destination, handler, prefetch or self._prefetch,
-                             concurrency or self._concurrency)
+                             0 if inline else concurrency or self._concurrency)
         for n in range(consumer.concurrency):
             worker = threading.Thread(target=self._work, args=(consumer,), daemon=True,
                                       name=f"esb-{route}-{destination}-{n + 1}")
@@ -631,7 +640,11 @@ class RabbitMQTransport(Transport):
     def _on_message(self, state: _ConsumerChannel, channel: Any, method: Any, properties: Any,
                     body: bytes) -> None:
         state.tracker.delivered(method.delivery_tag)
-        state.consumer.inbox.put((state, method.delivery_tag, properties, body, method.redelivered))
+        consumer = state.consumer
+        if consumer.workers:
+            consumer.inbox.put((state, method.delivery_tag, properties, body, method.redelivered))
+        else:  # inline: on this (the I/O) thread, with no hand-off at all
+            self._process(consumer, (state, method.delivery_tag, properties, body, method.redelivered))
 
     def _work(self, consumer: _Consumer) -> None:
         """A worker thread: take a message, run the handler, decide, settle."""
@@ -640,22 +653,25 @@ class RabbitMQTransport(Transport):
             item = inbox.get()
             if item is None:
                 return
-            state, tag = item[0], item[1]
-            if state.closed:
-                continue
-            if consumer.stopping:  # taken but not started: back to the queue
-                self._settle(state, tag, _NACK)
-                continue
+            self._process(consumer, item)
+
+    def _process(self, consumer: _Consumer, item: tuple) -> None:
+        state, tag = item[0], item[1]
+        if state.closed:
+            return
+        if consumer.stopping:  # taken but not started: back to the queue
+            self._settle(state, tag, _NACK)
+            return
+        with consumer.lock:
+            consumer.running += 1
+        try:
+            self._handle(consumer, *item)
+        except Exception:  # a bug in the bus itself: requeue rather than lose the message
+            log.exception("esb: failed to process a message from %s", consumer.queue_name)
+            self._settle(state, tag, _NACK)
+        finally:
             with consumer.lock:
-                consumer.running += 1
-            try:
-                self._handle(consumer, *item)
-            except Exception:  # a bug in the bus itself: requeue rather than lose the message
-                log.exception("esb: failed to process a message from %s", consumer.queue_name)
-                self._settle(state, tag, _NACK)
-            finally:
-                with consumer.lock:
-                    consumer.running -= 1
+                consumer.running -= 1
 
     def _handle(self, consumer: _Consumer, state: _ConsumerChannel, tag: int, properties: Any,
                 body: bytes, redelivered: bool) -> None:
@@ -744,6 +760,8 @@ class RabbitMQTransport(Transport):
 
     def _settle(self, state: _ConsumerChannel, tag: int, action: str) -> None:
         self._settlements.append((state, tag, action))
+        if self._resolving:  # only ever True on the I/O thread, which flushes right after
+            return
         self._wake()
 
     def _flush_settlements(self) -> None:

@@ -350,10 +350,11 @@ def test_a_raw_payload_with_bad_input_goes_to_the_routes_dead_letter_queue(trans
     assert letter.header("esb-source-file") == "GR_1.csv"
 
 
-def test_a_handler_may_return_a_future_and_is_acked_after_it(transport, broker, unique_name):
+@pytest.mark.parametrize("inline", [False, True], ids=["on a worker thread", "inline"])
+def test_a_handler_may_return_a_future_and_is_acked_after_it(transport, broker, unique_name, inline):
     target = make_route(unique_name + "out", destinations=("x",))
     bus = transport(make_route(unique_name, destinations=("a",)), target)
-    bus.consume(unique_name, "a", lambda e, d: bus.publish(e.derive(), target.name))
+    bus.consume(unique_name, "a", lambda e, d: bus.publish(e.derive(), target.name), inline=inline)
 
     bus.publish_confirmed(sent := envelope(), unique_name)
 
@@ -361,6 +362,18 @@ def test_a_handler_may_return_a_future_and_is_acked_after_it(transport, broker, 
     bus.stop(timeout=2)
     assert broker.depth(names.work_queue_name(unique_name, "a")) == 0
     assert sent  # the source message was acked only after the derived one was confirmed
+
+
+def test_an_inline_handler_failure_is_retried_like_any_other(transport, unique_name):
+    once_more = RetryPolicy(attempts=2, backoff=(0.2,))
+    bus = transport(make_route(unique_name, destinations=("a",), retry=once_more))
+    handler = Recorder(raising(Retryable("busy")))
+    bus.consume(unique_name, "a", handler, inline=True)
+
+    bus.publish_confirmed(envelope(), unique_name)
+
+    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
+    assert letter.attempts == 2 and [d.attempt for _, _, d in handler.calls] == [1, 2]
 
 
 def test_a_slow_target_does_not_hold_up_another_destination(transport, unique_name):
