@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
               "encoded": "  (diagnostic: publish of pre-encoded bodies)",
               "consume": "consume + decode + ack",
               "stage": "route stage: consume, publish confirmed, ack",
-              "inline": "  the same, handler inline (consume(inline=True))"}
+              "inline": "  the same, consume(inline=True)"}
     print(f"{'path':<46} {'raw pika':>10} {'bus':>10} {'bus/raw':>8}")
     order = ("publish", "encoded", "consume", "stage", "inline")
     for what, (raw, bus) in sorted(results.items(), key=lambda item: order.index(item[0])):
