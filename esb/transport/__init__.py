@@ -17,7 +17,8 @@ Publishing
 Consuming
     `consume(route, destination, handler)` registers `handler(envelope, delivery) -> None` for
     one (route, destination) queue before or after `start()`. The handler runs on a worker
-    thread (never the connection's thread), up to `concurrency` at once per destination.
+    thread (never the connection's thread), up to `concurrency` at once per destination; only
+    with `inline=True` does it run on the transport's own thread (for handlers that never block).
     Returning means delivered: the message is acked. A handler may instead return a
     `concurrent.futures.Future` (say, of its own `publish()`): the message is then settled when
     that future completes, its exception classified like a raised one; this lets a route stage

