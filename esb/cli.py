@@ -124,7 +124,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from esb.config import load_config
     from esb.credentials import Credentials
     from esb.errors import ConfigError
-    from esb.runtime import Runtime, RuntimeOptions
     from esb.transport import TransportError
 
     path = _config_path(args)
@@ -142,9 +141,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"credentials: {error}")
     settings, env = config.settings, os.environ
     consumer_only = args.role == "consumer"
+    data_dir = Path(env.get("ESB_DATA_DIR") or settings.get("data_dir") or ".esb")
+    if args.workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes: each writes its metrics there and /metrics sums them. It must be set
+        # before prometheus_client is first imported (by esb.runtime), and the workers inherit it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "prometheus")
+        (data_dir / "prometheus").mkdir(parents=True, exist_ok=True)
+    from esb import metrics
+    from esb.runtime import Runtime, RuntimeOptions
+
+    if not consumer_only:
+        metrics.clear_multiprocess_dir()
     options = RuntimeOptions(
         broker_url=args.broker or env.get("ESB_BROKER_URL") or settings.get("broker_url") or None,
-        data_dir=Path(env.get("ESB_DATA_DIR") or settings.get("data_dir") or ".esb"),
+        data_dir=data_dir,
         host=args.host or env.get("ESB_HTTP_HOST") or settings.get("http_host") or "127.0.0.1",
         port=int(args.port or env.get("ESB_HTTP_PORT") or settings.get("http_port") or 8080),
         http=not consumer_only, sources=not consumer_only,
@@ -169,6 +179,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     runtime.stop()
     for child in children:
         child.wait(30)
+        metrics.process_exited(child.pid)
     return 0
 
 
