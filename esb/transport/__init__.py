@@ -413,6 +413,19 @@ class Transport(ABC):
         and returns the publish's future. A blocking inline handler stalls the whole connection."""
 
     @abstractmethod
+    def pause(self, route: str, destination: str | None = None) -> list[str]:
+        """Stop taking messages for a route's destinations (or one): what is in hand finishes,
+        the rest waits in the queue, also across reconnects. Returns the destinations paused."""
+
+    @abstractmethod
+    def resume(self, route: str, destination: str | None = None) -> list[str]:
+        """Take messages again after `pause`; returns the destinations resumed."""
+
+    @abstractmethod
+    def paused(self, route: str) -> set[str]:
+        """The destinations of a route that are paused now."""
+
+    @abstractmethod
     def dead_letters(self, route: str, destination: str | None = None, *,
                      limit: int | None = None) -> list[DeadLetter]:
         """Browse the dead letters of a destination (or every queue of the route); nothing is removed."""

@@ -190,6 +190,7 @@ class _Consumer:
         self.workers: list[threading.Thread] = []
         self.channel: _ConsumerChannel | None = None
         self.stopping = False
+        self.paused = False  # paused by an admin: not consuming, also after a reconnect
         self.running = 0  # handlers in progress, under `lock` (read by stop())
         self.lock = threading.Lock()
 
@@ -607,7 +608,7 @@ class RabbitMQTransport(Transport):
     def _open_consumer(self, consumer: _Consumer) -> None:
         """On the I/O thread: a channel, its prefetch, and basic.consume."""
         connection = self._connection
-        if connection is None or consumer.stopping:
+        if connection is None or consumer.stopping or consumer.paused:
             return
 
         def opened(channel: Any) -> None:
@@ -632,11 +633,49 @@ class RabbitMQTransport(Transport):
             if self._connection is not None and self._connection.is_open:
                 self._connection.close()
 
-    def _cancel_consumers(self) -> None:
-        for consumer in self._consumers:
+    def _cancel_consumers(self, consumers: list[_Consumer] | None = None) -> None:
+        for consumer in self._consumers if consumers is None else consumers:
             state = consumer.channel
             if state is not None and not state.closed and state.consumer_tag and state.channel.is_open:
                 state.channel.basic_cancel(state.consumer_tag)
+                state.consumer_tag = None
+
+    # --- pause and resume -------------------------------------------------------------------
+    def _consumers_of(self, route: str, destination: str | None) -> list[_Consumer]:
+        if route not in self._routes:
+            raise KeyError(unknown("route", route, self._routes))
+        if destination is not None:
+            self._routes[route].destination(destination)  # KeyError naming the destination
+        return [c for c in self._consumers if c.route.name == route
+                and (destination is None or c.destination == destination)]
+
+    def pause(self, route: str, destination: str | None = None) -> list[str]:
+        consumers = self._consumers_of(route, destination)
+        for consumer in consumers:
+            consumer.paused = True
+        self._call_soon(functools.partial(self._cancel_consumers, consumers))
+        return [consumer.destination for consumer in consumers]
+
+    def resume(self, route: str, destination: str | None = None) -> list[str]:
+        consumers = self._consumers_of(route, destination)
+        for consumer in consumers:
+            consumer.paused = False
+        self._call_soon(functools.partial(self._restart_consumers, consumers))
+        return [consumer.destination for consumer in consumers]
+
+    def paused(self, route: str) -> set[str]:
+        return {c.destination for c in self._consumers_of(route, None) if c.paused}
+
+    def _restart_consumers(self, consumers: list[_Consumer]) -> None:
+        """On the I/O thread: consume again, on the consumer's channel when it is still open."""
+        for consumer in consumers:
+            state = consumer.channel
+            if state is not None and not state.closed and state.channel.is_open:
+                if state.consumer_tag is None:
+                    state.consumer_tag = state.channel.basic_consume(
+                        consumer.queue_name, functools.partial(self._on_message, state), auto_ack=False)
+            elif self._connected.is_set():
+                self._open_consumer(consumer)
 
     def _on_message(self, state: _ConsumerChannel, channel: Any, method: Any, properties: Any,
                     body: bytes) -> None:
