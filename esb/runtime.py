@@ -101,7 +101,8 @@ class Runtime:
                                                                                   metrics.MetricsEvents()),
                                                      **transport_options)
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
-        self.app = create_app(readiness={"broker": self._broker_ready, "journal": self._journal_ready})
+        self.app = create_app(readiness={"broker": self._broker_ready, "journal": self._journal_ready,
+                                         "pollers": self._pollers_ready})
         self.app.register_blueprint(monitoring_blueprint(self))
         self.sources: list[Source] = []
         self.sinks: list[Sink] = []
@@ -298,7 +299,14 @@ class Runtime:
 
     # --- readiness --------------------------------------------------------------------------
     def _broker_ready(self) -> str | None:
-        return None if self.transport.connected else "not connected to the broker"
+        # the transport declares its topology on every (re)connect, before it reports connected
+        return None if self.transport.connected else "not connected to the broker (topology not declared)"
+
+    def _pollers_ready(self) -> str | None:
+        polled = [s for s in self.sources if s.poll_interval]
+        if polled and (self.scheduler is None or not self.scheduler.running):
+            return f"{len(polled)} polling sources but the scheduler is not running"
+        return None
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"

@@ -324,3 +324,15 @@ def test_logs_name_the_message_and_route_and_never_the_key(bus, unique_name, cap
     assert any(getattr(r, "outcome", "") == "rejected:validation" for r in caplog.records)
     assert all(SENDER_KEY not in r.getMessage() and "guest:guest" not in r.getMessage()
                for r in caplog.records)
+
+
+def test_readiness_names_the_broker_when_it_is_gone(bus, unique_name):
+    runtime = bus()
+    ready = requests.get(f"{runtime.server.url}/readyz", timeout=5)
+    assert ready.status_code == 200 and set(ready.json()["checks"]) == {"broker", "journal", "pollers"}
+
+    runtime.transport.stop(timeout=1)
+    not_ready = requests.get(f"{runtime.server.url}/readyz", timeout=5)
+
+    assert not_ready.status_code == 503 and "broker" in not_ready.json()["failing"]
+    assert post(runtime, unique_name, ORDER).status_code == 503  # never a 202 that was not stored
