@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("check", "check routes.yaml, its mappings, schemas and adapters; exit 1 listing every problem",
             _cmd_check)
 
-    mapper = command("map", "run a mapping file on an input file and print the result as JSON", _cmd_map)
+    mapper = command("map", "run a mapping file on an input file and print the result as JSON "
+                     "(several documents are printed one after another, a JSON stream: | jq -s . makes "
+                     "an array)", _cmd_map)
     mapper.add_argument("mapping", help="mapping file (YAML)")
     mapper.add_argument("input", help="input file (as the mapping's input format says), or - for stdin")
     mapper.add_argument("--validate", metavar="TYPE", help="validate each result against this canonical type")
