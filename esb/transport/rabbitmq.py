@@ -766,14 +766,14 @@ class RabbitMQTransport(Transport):
             queue_name = names.retry_queue_name(route, destination, delay or 0.0)
             headers = failure_headers(properties.headers, error, route=route, destination=destination,
                                       attempts=delivery.attempt)
-            log.info("esb: %s attempt %d failed (%s); retry in %gs", queue_name, delivery.attempt,
-                     describe(error), delay)
+            log.info("attempt %d failed (%s); retry in %gs via %s", delivery.attempt, describe(error), delay,
+                     queue_name, extra=_log_fields(delivery, "retried"))
         else:
             queue_name = names.dead_letter_queue_name(route, destination)
             headers = dead_letter_headers(properties.headers, error, route=route, destination=destination,
                                           attempts=delivery.attempt, reason=reason or REASON_PERMANENT)
-            log.warning("esb: message %s dead-lettered to %s after %d attempt(s): %s",
-                        properties.message_id, queue_name, delivery.attempt, describe(error))
+            log.warning("dead-lettered to %s after %d attempt(s): %s", queue_name, delivery.attempt,
+                        describe(error), extra=_log_fields(delivery, "dead-lettered"))
         future = self._submit("", queue_name, body, _copy_properties(properties, headers))
 
         def republished(done: concurrent.futures.Future) -> None:
@@ -979,6 +979,13 @@ def _copy_properties(properties: Any, headers: dict[str, Any]) -> pika.BasicProp
         correlation_id=properties.correlation_id, reply_to=properties.reply_to,
         message_id=properties.message_id, timestamp=properties.timestamp, type=properties.type,
         app_id=properties.app_id)
+
+
+def _log_fields(delivery: Delivery, outcome: str) -> dict[str, Any]:
+    """`extra=` of a log line about one delivery (esb.logs writes these as JSON fields)."""
+    return {"message_id": delivery.message_id, "correlation_id": delivery.correlation_id,
+            "route": delivery.route, "destination": delivery.destination, "attempt": delivery.attempt,
+            "outcome": outcome}
 
 
 def redacted(url: str) -> str:
