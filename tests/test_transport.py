@@ -219,9 +219,17 @@ def test_an_amqp_url_makes_a_rabbitmq_transport_without_connecting():
     assert not transport.connected
 
 
-def test_no_broker_url_is_an_error_until_the_embedded_transport_exists():
-    with pytest.raises(TransportError, match="no broker URL"):
-        create_transport(None, [route()])
+def test_no_broker_url_makes_an_embedded_transport_in_the_data_directory(tmp_path):
+    transport = create_transport(None, [route()], data_dir=tmp_path)
+
+    assert type(transport).__name__ == "EmbeddedTransport"
+    assert transport.path == tmp_path / "transport.sqlite"
+    assert not transport.connected
+
+
+def test_an_unknown_broker_url_scheme_is_an_error():
+    with pytest.raises(TransportError, match="unknown broker URL scheme"):
+        create_transport("kafka://host", [route()])
 
 
 def test_passwords_never_reach_a_message():

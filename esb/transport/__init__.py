@@ -452,13 +452,27 @@ def wait_for_confirm(future: concurrent.futures.Future[None], timeout: float) ->
         raise PublishTimeout(f"the broker did not confirm the publish within {timeout:g}s") from None
 
 
-def create_transport(url: str | None, routes: Iterable[Any], **options: Any) -> Transport:
-    """The transport for a broker URL: `amqp://` or `amqps://` means RabbitMQ (loaded lazily)."""
-    if url and url.split(":", 1)[0] in ("amqp", "amqps"):
+def create_transport(url: str | None, routes: Iterable[Any], *, path: Any = None, data_dir: Any = None,
+                     **options: Any) -> Transport:
+    """The transport for a broker URL: `amqp://` or `amqps://` means RabbitMQ (loaded lazily); none,
+    `""` or `embedded://<path>` means the embedded transport (one SQLite file).
+
+    The embedded transport's file is the URL's path, else `path`, else `<data_dir>/transport.sqlite`,
+    else `.esb/transport.sqlite`. `path` and `data_dir` are ignored for RabbitMQ.
+    """
+    scheme = url.split(":", 1)[0] if url else ""
+    if scheme in ("amqp", "amqps"):
         from esb.transport.rabbitmq import RabbitMQTransport
 
         return RabbitMQTransport(url, routes, **options)
-    if not url:
-        raise TransportError("no broker URL: the embedded transport is not built yet; set ESB_BROKER_URL")
-    raise TransportError(f"unknown broker URL scheme in {url!r} (use amqp:// or amqps://)")
+    if not url or scheme == "embedded":
+        from pathlib import Path
 
+        from esb.transport.embedded import DEFAULT_PATH, EmbeddedTransport
+
+        if url and url.startswith("embedded://") and url[len("embedded://"):]:
+            path = url[len("embedded://"):]
+        elif path is None:
+            path = Path(data_dir) / DEFAULT_PATH.name if data_dir else DEFAULT_PATH
+        return EmbeddedTransport(path, routes, **options)
+    raise TransportError(f"unknown broker URL scheme in {url!r} (use amqp://, amqps:// or embedded://<path>)")
