@@ -183,6 +183,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    """Run every mapping's test cases (input -> expected document), no broker needed."""
+    from pathlib import Path
+
+    from esb.mapping_cases import discover_cases, mappings_without_cases, run_case
+
+    root = Path(args.path) if args.path else Path(_config_path(args)).resolve().parent / "mappings"
+    if not root.exists():
+        return _fail(f"no mappings folder at {root}")
+    passed = failed = 0
+    for case in discover_cases(root):
+        result = run_case(case)
+        passed, failed = passed + result.ok, failed + (not result.ok)
+        print(f"{'ok  ' if result.ok else 'FAIL'} {case.mapping.relative_to(root)} :: {case.name}")
+        if not result.ok:
+            print("     " + result.message.replace("\n", "\n     "))
+    for mapping in mappings_without_cases(root):
+        failed += 1
+        print(f"FAIL {mapping.relative_to(root)} :: has no test case (add {mapping.name[:-5]}.cases/)")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def _cmd_topology(args: argparse.Namespace) -> int:
     """`show` prints the queues and exchange the routes need (no broker); `declare` creates them."""
     from esb.config import load_config
@@ -296,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_argument("--workers", type=int, default=1,
                         help="processes in all; the extra ones only consume (competing consumers)")
     runner.add_argument("--role", choices=["all", "consumer"], default="all", help=argparse.SUPPRESS)
+
+    tester = command("test", "run the test cases next to every mapping (no broker needed)", _cmd_test)
+    tester.add_argument("path", nargs="?",
+                        help="folder of mappings (default: mappings/ beside the routes file)")
 
     command("schema", "print the JSON Schema of routes.yaml, built from the registered adapters", _cmd_schema)
 
