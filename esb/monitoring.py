@@ -239,11 +239,16 @@ def monitoring_blueprint(
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             abort(400, description='send a JSON object: {"ids": [...]} or {"all": true}')
-        destination = destination_argument(model, body.get("destination"))
-        ids, everything = body.get("ids"), body.get("all") is True
-        if everything == (ids is not None):
+        destination = body.get("destination")
+        if destination is not None and not isinstance(destination, str):  # 0, [], false: not "every one"
+            abort(400, description='"destination" must be the name of a destination of the route')
+        destination = destination_argument(model, destination)
+        ids = body.get("ids")
+        if "all" in body and body["all"] is not True:
+            abort(400, description='"all" can only be true')
+        if ("all" in body) == ("ids" in body):  # an "ids": null is not "all"
             abort(400, description='give either "ids" (a list of message ids) or "all": true')
-        if ids is not None and (
+        if "ids" in body and (
             not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not ids
         ):
             abort(400, description='"ids" must be a non-empty list of message ids')
@@ -553,12 +558,14 @@ OPENAPI: dict[str, Any] = {
                 "in": "query",
                 "required": False,
                 "schema": {"type": "string"},
+                "description": "Give exactly one of message_id and correlation_id (else 400)",
             },
             "correlation_id": {
                 "name": "correlation_id",
                 "in": "query",
                 "required": False,
                 "schema": {"type": "string"},
+                "description": "Give exactly one of message_id and correlation_id (else 400)",
             },
         },
         "schemas": {
@@ -647,8 +654,9 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "ids": {"type": "array", "minItems": 1, "items": {"type": "string"}},
                     "all": {"type": "boolean", "enum": [True]},
-                    "destination": {"type": "string"},
+                    "destination": {"type": "string", "nullable": True},
                 },
+                "oneOf": [{"required": ["ids"]}, {"required": ["all"]}],
                 "description": 'Either {"ids": [...]} or {"all": true}; "destination" narrows to one.',
             },
             "Done": {
