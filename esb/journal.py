@@ -94,11 +94,12 @@ class Journal:
 
     # --- writing ----------------------------------------------------------------------------
     def record(self, step: str, *, message_id: str, route: str, destination: str | None = None,
-               correlation_id: str | None = None, detail: str | None = None) -> None:
-        """Queue one trace entry; returns at once."""
+               correlation_id: str | None = None, detail: str | None = None, at: float | None = None) -> None:
+        """Queue one trace entry; returns at once. `at` (epoch seconds, default now) is when the
+        step happened, for a step recorded after the fact (a publish, once confirmed)."""
         if step not in STEPS:
             raise ValueError(f"unknown trace step {step!r}; known: {', '.join(STEPS)}")
-        now = time.time()
+        now = time.time() if at is None else at
         at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
         self._queue.append((message_id, correlation_id, route, destination, step, detail, at, now))
         self._queued += 1

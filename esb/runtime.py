@@ -266,9 +266,10 @@ class Runtime:
         route = self.config.route(route_name)
         everywhere = tuple(d.name for d in route.destinations)
         futures: list[tuple[PreparedMessage, concurrent.futures.Future]] = []
+        published_at = time.time()  # the trace shows the publish when it happened, not when confirmed
         for message in messages:
             self.journal.record("received", message_id=message.envelope.id, route=route_name,
-                                correlation_id=message.envelope.correlation_id)
+                                correlation_id=message.envelope.correlation_id, at=published_at)
             targets = [None] if message.destinations == everywhere else list(message.destinations)
             futures.extend((message, self.transport.publish(message.envelope, route_name, target))
                            for target in targets)
@@ -288,7 +289,7 @@ class Runtime:
                 self.idempotency.confirm(route_name, envelope.idempotency_key, envelope.id)
             self.journal.record("published", message_id=envelope.id, route=route_name,
                                 correlation_id=envelope.correlation_id,
-                                detail=", ".join(message.destinations))
+                                detail=", ".join(message.destinations), at=published_at + 1e-6)
             metrics.published(route_name, message.destinations)
         if failed:
             message, error = next(iter(failed.values()))
