@@ -273,6 +273,26 @@ def monitoring_blueprint(
         destination = destination_argument(model, request.args.get("destination"))
         return replay_or_purge("replay", name, [message_id], destination)
 
+    def pause_or_resume(action: str, name: str):
+        model = route_or_404(name)
+        destination = destination_argument(model, request.args.get("destination"))
+        change = runtime.transport.pause if action == "pause" else runtime.transport.resume
+        destinations = change(name, destination)
+        target = {"route": name, "destination": destination}
+        entry = _audit(audit, g.principal, f"route.{action}", target, {"destinations": destinations})
+        return jsonify(action=action, route=name, destinations=destinations,
+                       paused=sorted(runtime.transport.paused(name)), audit=entry)
+
+    @blueprint.post("/api/routes/<name>/pause")
+    @requires("admin")
+    def pause(name: str):
+        return pause_or_resume("pause", name)
+
+    @blueprint.post("/api/routes/<name>/resume")
+    @requires("admin")
+    def resume(name: str):
+        return pause_or_resume("resume", name)
+
     # --- dashboard ----------------------------------------------------------------------------
     @blueprint.get("/dashboard")
     def dashboard():
@@ -344,8 +364,13 @@ def route_state(
             }
         )
     consumers = [d["consumers"] for d in destinations]
+    paused = runtime.transport.paused(route.name)
+    for destination in destinations:
+        destination["paused"] = destination["name"] in paused
     if not runtime.transport.connected:
         state = "disconnected"
+    elif paused and len(paused) == len(destinations):
+        state = "paused"
     elif any(c is None for c in consumers):
         state = "unknown"
     elif all(consumers):
@@ -490,6 +515,22 @@ OPENAPI: dict[str, Any] = {
                 body=True,
             )
         },
+        "/api/routes/{route}/pause": {
+            "post": _operation(
+                "Stop consuming a route's destinations (or one): messages wait in their queues",
+                "admin",
+                _answer("Paused", "PauseResult"),
+                parameters=("route", "destination"),
+            )
+        },
+        "/api/routes/{route}/resume": {
+            "post": _operation(
+                "Consume a paused route's destinations (or one) again",
+                "admin",
+                _answer("Resumed", "PauseResult"),
+                parameters=("route", "destination"),
+            )
+        },
         "/api/trace": {
             "get": _operation(
                 "Every hop of a message, or of all messages of a correlation id",
@@ -595,7 +636,7 @@ OPENAPI: dict[str, Any] = {
                     "source": {"type": "string"},
                     "state": {
                         "type": "string",
-                        "enum": ["running", "degraded", "stopped", "disconnected", "unknown"],
+                        "enum": ["running", "degraded", "paused", "stopped", "disconnected", "unknown"],
                     },
                     "counters": {"$ref": "#/components/schemas/Counters"},
                     "last_success": {"type": "number", "nullable": True, "description": "Unix time"},
@@ -666,6 +707,18 @@ OPENAPI: dict[str, Any] = {
                     "count": {"type": "integer"},
                     "ids": {"type": "array", "items": {"type": "string"}},
                     "missing": {"type": "array", "items": {"type": "string"}},
+                    "audit": _OBJECT,
+                },
+            },
+            "PauseResult": {
+                "type": "object",
+                "required": ["action", "route", "destinations", "paused"],
+                "properties": {
+                    "action": {"type": "string", "enum": ["pause", "resume"]},
+                    "route": {"type": "string"},
+                    "destinations": {"type": "array", "items": {"type": "string"}},
+                    "paused": {"type": "array", "items": {"type": "string"},
+                               "description": "the route's destinations paused now"},
                     "audit": _OBJECT,
                 },
             },

@@ -38,6 +38,21 @@ class StandInTransport:
         if self.down:
             raise BrokerUnavailable("cannot reach amqp://broker")
 
+    paused_destinations: set = set()
+
+    def pause(self, route, destination=None):
+        chosen = [destination] if destination else [d.name for d in ROUTE.destinations]
+        self.paused_destinations = self.paused_destinations | set(chosen)
+        return chosen
+
+    def resume(self, route, destination=None):
+        chosen = [destination] if destination else [d.name for d in ROUTE.destinations]
+        self.paused_destinations = self.paused_destinations - set(chosen)
+        return chosen
+
+    def paused(self, route):
+        return set(self.paused_destinations)
+
     def queue_stats(self):
         self._check()
         return {

@@ -225,3 +225,23 @@ def test_an_admin_replays_one_then_all_then_purges_with_confirmation_of_each(bus
     assert bus.transport.dead_letters(unique_name, "wms") == []
     actions = [e["action"] for e in api(bus, "GET", "/api/audit", key=ADMIN_KEY).json()["entries"][:3]]
     assert actions == ["dead-letters.purge", "dead-letters.replay", "dead-letters.replay"]
+
+
+def test_an_admin_pauses_a_destination_its_messages_wait_and_flow_again_on_resume(bus, target, unique_name):
+    path = f"/api/routes/{unique_name}"
+    assert api(bus, "POST", f"{path}/pause", params={"destination": "wms"}).status_code == 403  # viewer
+
+    paused = api(bus, "POST", f"{path}/pause", key=ADMIN_KEY, params={"destination": "wms"})
+    assert paused.status_code == 200 and paused.json()["paused"] == ["wms"]
+    post(bus, unique_name, order())
+    target.wait_for("/archive/orders", 1)  # the other destination keeps flowing
+    time.sleep(0.5)
+    assert target.calls["/wms/orders"] == []
+    state = api(bus, "GET", path).json()
+    assert [d["paused"] for d in state["destinations"]] == [True, False]
+
+    resumed = api(bus, "POST", f"{path}/resume", key=ADMIN_KEY)
+    assert resumed.status_code == 200 and resumed.json()["paused"] == []
+    target.wait_for("/wms/orders", 1)
+    actions = [e["action"] for e in api(bus, "GET", "/api/audit", key=ADMIN_KEY).json()["entries"]]
+    assert "route.pause" in actions and "route.resume" in actions
