@@ -4,13 +4,14 @@
 Who may do what (keys from `ESB_API_KEYS` / `ESB_CREDENTIALS_FILE`, see `esb.credentials`, sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`):
 - `viewer` (and `admin`): `/metrics`, every `GET /api/...` but the audit log;
-- `admin`: replay, purge, and reading the audit log; every admin action is written to the audit
-  log (`esb.audit`), refused ones included.
+- `viewer`: also `/readyz` (it says what is failing);
+- `admin`: replay, purge, pause, resume, and reading the audit log; every admin action is written
+  to the audit log (`esb.audit`), refused ones included.
 
 Nothing here is open without a key, except the dashboard's page itself (static HTML and script,
 no data: it asks for a key and calls the API with it). `ESB_OPEN_ENDPOINTS` (comma-separated)
 opens some to anyone, for operators who want that: `metrics` (Prometheus scrapes without a key),
-`read` (every viewer endpoint).
+`readyz` (probes without a key), `read` (every viewer endpoint).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def monitoring_blueprint(
 
     - `credentials`: who may call; default `runtime.options.credentials`;
     - `audit`: where admin actions go; default `<data_dir>/audit.jsonl`;
-    - `open_endpoints`: default from `ESB_OPEN_ENDPOINTS` (`metrics`, `read`).
+    - `open_endpoints`: default from `ESB_OPEN_ENDPOINTS` (`metrics`, `read`, `readyz`).
     """
     credentials = credentials if credentials is not None else runtime.options.credentials
     audit = audit or AuditLog(Path(runtime.options.data_dir) / AUDIT_FILE_NAME)
@@ -95,6 +96,20 @@ def monitoring_blueprint(
             return guarded
 
         return decorator
+
+    @blueprint.before_app_request
+    def guard_readiness():
+        """/readyz (served by esb.web) tells what is failing: viewers only, unless opened for probes."""
+        if request.endpoint != "readyz" or "readyz" in open_endpoints:
+            return None
+        principal = credentials.identify(presented_key(request.headers))
+        if principal is None:
+            response = jsonify(error="unauthorized", message="a valid API key or bearer token is needed")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="esb"'
+            return response, 401
+        if not principal.has("viewer"):
+            return jsonify(error="forbidden", message="the viewer role is needed"), 403
+        return None
 
     def route_or_404(name: str):
         try:

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from esb.config import load_config
-from esb.credentials import Credentials
+from esb.credentials import Credentials, Principal, digest
 from esb.runtime import Runtime, RuntimeOptions
 from tests.conftest import PROJECT
 
@@ -178,9 +178,7 @@ def test_no_key_is_401_and_a_key_for_another_route_is_403(bus, unique_name):
     runtime = bus()
     assert post(runtime, unique_name, ORDER, key=None).status_code == 401
     assert post(runtime, unique_name, ORDER, key="wrong").status_code == 401
-    runtime.options.credentials.add(__import__("esb.credentials").credentials.digest("other"),
-                                    __import__("esb.credentials").credentials.Principal(
-                                        "wms", frozenset({"sender=another-route"})))
+    runtime.options.credentials.add(digest("other"), Principal("wms", frozenset({"sender=another-route"})))
     assert post(runtime, unique_name, ORDER, key="other").status_code == 403
 
 
@@ -327,11 +325,14 @@ def test_logs_name_the_message_and_route_and_never_the_key(bus, unique_name, cap
 
 def test_readiness_names_the_broker_when_it_is_gone(bus, unique_name):
     runtime = bus()
-    ready = requests.get(f"{runtime.server.url}/readyz", timeout=5)
+    runtime.options.credentials.add(digest("viewer-key"), Principal("probe", frozenset({"viewer"})))
+    url, key = f"{runtime.server.url}/readyz", {"X-API-Key": "viewer-key"}
+    assert requests.get(url, timeout=5).status_code == 401  # it says what fails: not for anyone
+    ready = requests.get(url, headers=key, timeout=5)
     assert ready.status_code == 200 and set(ready.json()["checks"]) == {"broker", "journal", "pollers"}
 
     runtime.transport.stop(timeout=1)
-    not_ready = requests.get(f"{runtime.server.url}/readyz", timeout=5)
+    not_ready = requests.get(url, headers=key, timeout=5)
 
     assert not_ready.status_code == 503 and "broker" in not_ready.json()["failing"]
     assert post(runtime, unique_name, ORDER).status_code == 503  # never a 202 that was not stored
