@@ -1,8 +1,9 @@
 """The `twin` fixture: each contract test runs once per transport, embedded and RabbitMQ.
 
 A twin builds started transports for the test's routes (`twin.build(*routes)`), looks at queue
-depths (`twin.depth(queue)`: messages ready for delivery) and deletes queues
-(`twin.delete_queue(name)`), and cleans up afterwards: the embedded transport works on a file
+depths (`twin.depth(queue)`: messages ready for delivery), stores raw messages
+(`twin.publish_raw(queue, body, **properties)`), deletes queues (`twin.delete_queue(name)`) and
+cleans up afterwards: the embedded transport works on a file
 in `tmp_path`; on RabbitMQ every test uses its own route names and deletes its queues. The
 RabbitMQ twin skips without a broker (fails in CI), like `tests/integration/test_rabbitmq.py`,
 whose helpers it reuses.
@@ -10,6 +11,7 @@ whose helpers it reuses.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -47,6 +49,12 @@ class EmbeddedTwin:
         return self._query("SELECT COUNT(*) FROM messages WHERE queue = ? AND lease_owner IS NULL "
                            "AND available_at <= ?", queue, time.time())[0][0]
 
+    def publish_raw(self, queue: str, body: bytes, **properties) -> None:
+        """A message that did not come through `publish` (as another program might store it)."""
+        self._query("INSERT INTO messages (queue, message_id, properties, body, available_at) "
+                    "VALUES (?, ?, ?, ?, ?)", queue, properties.get("message_id"), json.dumps(properties),
+                    body, time.time())
+
     def delete_queue(self, queue: str) -> None:
         self._query("DELETE FROM queues WHERE name = ?", queue)
         self._query("DELETE FROM messages WHERE queue = ?", queue)
@@ -79,6 +87,9 @@ class RabbitMQTwin:
 
     def depth(self, queue: str) -> int:
         return self.broker.depth(queue)
+
+    def publish_raw(self, queue: str, body: bytes, **properties) -> None:
+        self.broker.publish_raw(queue, body, **properties)
 
     def delete_queue(self, queue: str) -> None:
         self.broker.delete(queue)

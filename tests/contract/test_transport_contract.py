@@ -146,6 +146,19 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_its_story_in_headers(
     assert letter.header("esb-source") == "erp"  # the envelope's own headers are kept
 
 
+def test_a_message_that_is_not_an_envelope_is_dead_lettered_as_undecodable(twin, unique_name):
+    bus = twin.build(make_route(unique_name, destinations=("a",)))
+    handler = Recorder()
+    bus.consume(unique_name, "a", handler)
+
+    twin.publish_raw(work(unique_name, "a"), b"{not json", message_id="m-1")
+
+    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
+    assert handler.calls == []
+    assert (letter.message_id, letter.body) == ("m-1", b"{not json")
+    assert letter.header(H_DEAD_LETTER_REASON) == "undecodable"
+
+
 @pytest.mark.parametrize("inline", [False, True], ids=["on a worker thread", "inline"])
 def test_a_handler_may_return_a_future_and_is_settled_by_it(twin, unique_name, inline):
     target = make_route(unique_name + "out", destinations=("x",))
