@@ -507,11 +507,11 @@ class EmbeddedTransport(Transport):
 
     def _settle(self, consumer: _Consumer, seq: int, sql: str, parameters: tuple) -> bool:
         """Apply one outcome to a leased message; False when the lease is no longer ours."""
+        stopped = False
         try:
             with self._lock:
-                if self._stopped.is_set():  # stop() has put the message back: the outcome is dropped
-                    return False
-                changed = self._db().execute(sql, parameters).rowcount
+                stopped = self._stopped.is_set()  # stop() has put the message back: drop the outcome
+                changed = 0 if stopped else self._db().execute(sql, parameters).rowcount
         except sqlite3.Error as error:  # the lease expires and the message comes back
             log.error("esb: could not settle message %d of %s: %s", seq, consumer.queue_name, error)
             changed = 0
@@ -519,7 +519,7 @@ class EmbeddedTransport(Transport):
             with consumer.lock:
                 consumer.in_hand -= 1
             consumer.wake.set()
-        if not changed:
+        if not changed and not stopped:
             log.warning("esb: message %d of %s was settled after its lease ended; it will be delivered again",
                         seq, consumer.queue_name)
         return bool(changed)
