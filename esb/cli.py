@@ -10,12 +10,21 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 DEFAULT_CONFIG = "routes.yaml"
 
 
 def _config_path(args: argparse.Namespace) -> str:
     return args.config or os.environ.get("ESB_CONFIG") or DEFAULT_CONFIG
+
+
+def _broker_and_data_dir(args: argparse.Namespace, config) -> tuple[str | None, Path]:
+    """The broker URL (None: the embedded transport) and the data directory, flags first, then
+    the environment, then the routes file's settings."""
+    settings, env = config.settings, os.environ
+    url = getattr(args, "broker", None) or env.get("ESB_BROKER_URL") or settings.get("broker_url") or None
+    return url, Path(env.get("ESB_DATA_DIR") or settings.get("data_dir") or ".esb")
 
 
 def _fail(message: str) -> int:
@@ -118,7 +127,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import signal
     import subprocess
     import threading
-    from pathlib import Path
 
     from esb import logs
     from esb.config import load_config
@@ -141,7 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"credentials: {error}")
     settings, env = config.settings, os.environ
     consumer_only = args.role == "consumer"
-    data_dir = Path(env.get("ESB_DATA_DIR") or settings.get("data_dir") or ".esb")
+    broker_url, data_dir = _broker_and_data_dir(args, config)
     if args.workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several processes: each writes its metrics there and /metrics sums them. It must be set
         # before prometheus_client is first imported (by esb.runtime), and the workers inherit it.
@@ -153,7 +161,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not consumer_only:
         metrics.clear_multiprocess_dir()
     options = RuntimeOptions(
-        broker_url=args.broker or env.get("ESB_BROKER_URL") or settings.get("broker_url") or None,
+        broker_url=broker_url,
         data_dir=data_dir,
         host=args.host or env.get("ESB_HTTP_HOST") or settings.get("http_host") or "127.0.0.1",
         port=int(args.port or env.get("ESB_HTTP_PORT") or settings.get("http_port") or 8080),
@@ -229,13 +237,14 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(topology.describe())
         return 0
-    url = args.broker or os.environ.get("ESB_BROKER_URL") or config.settings.get("broker_url")
+    url, data_dir = _broker_and_data_dir(args, config)
     try:
-        transport = create_transport(url, config)
+        transport = create_transport(url, config, data_dir=data_dir)
         transport.declare()
     except TransportError as error:
         return _fail(str(error))
-    print(f"declared exchange {topology.exchange} and {len(topology.queues)} queues on {redacted(url)}")
+    where = redacted(url) if url else f"the embedded transport {transport.path}"
+    print(f"declared exchange {topology.exchange} and {len(topology.queues)} queues on {where}")
     return 0
 
 
@@ -259,9 +268,9 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
         return _fail(f"dlq {args.action}: say which messages, --id ID or --all")
     ids = [args.message_id] if args.message_id else None
     where = f"{args.route}/{args.destination}" if args.destination else args.route
-    url = args.broker or os.environ.get("ESB_BROKER_URL") or config.settings.get("broker_url")
+    url, data_dir = _broker_and_data_dir(args, config)
     try:
-        transport = create_transport(url, config)
+        transport = create_transport(url, config, data_dir=data_dir)
         if args.action in ("list", "show"):
             letters = [d for d in transport.dead_letters(args.route, args.destination)
                        if ids is None or d.message_id in ids]

@@ -95,7 +95,8 @@ class Runtime:
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / "journal.sqlite")
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
-        transport_options = {"queue_type": config.settings.get("queue_type"), **options.transport_options}
+        transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
+                             **options.transport_options}
         self.transport: Transport = create_transport(options.broker_url, config.routes,
                                                      events=metrics.ChainedEvents(JournalEvents(self.journal),
                                                                                   metrics.MetricsEvents()),

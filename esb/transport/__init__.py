@@ -1,9 +1,10 @@
 """The transport contract: what the route runtime asks of a broker, whatever the broker is.
 
-Two implementations share it: `esb.transport.rabbitmq` (production) and, later, an embedded
-one (one file, standard library only). The contract tests run on both, so everything a route
-runtime relies on is said here, and the pure parts (outcome decision, failure headers) live
-here too so both transports behave alike.
+Two implementations share it: `esb.transport.rabbitmq` (production) and `esb.transport.embedded`
+(one SQLite file, standard library only: one machine, no broker; the default without a broker
+URL). The contract tests (tests/contract/) run on both, so everything a route runtime relies on
+is said here, and the pure parts (outcome decision, failure headers) live here too so both
+transports behave alike.
 
 Publishing
     `publish(envelope, route, destination=None) -> Future[None]` is thread-safe. The future is

@@ -87,7 +87,7 @@ from esb.transport import (
     names,
     replay_headers,
 )
-from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, WORK, Topology
+from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
 log = logging.getLogger(__name__)
 
@@ -547,6 +547,31 @@ class EmbeddedTransport(Transport):
         return {c.destination for c in self._consumers_of(route, None) if c.paused}
 
     # --- dead-letter admin (works without start(), from any thread or process) ---------------
+    def queue_stats(self) -> dict[str, tuple[int, int]]:
+        """{queue: (messages, consumers)} like RabbitMQ's, for metrics and the admin API.
+
+        Retries wait in their work queue here (`available_at` in the future), so the messages
+        waiting for a retry are counted on the destination's first retry queue; consumers are
+        this process's (other processes sharing the file are not seen)."""
+        now = time.time()
+        rows = self._execute("SELECT queue, available_at > ?, COUNT(*) FROM messages GROUP BY 1, 2",
+                             (now,)).fetchall()
+        ready: dict[str, int] = {}
+        waiting: dict[str, int] = {}
+        for queue_name, delayed, count in rows:
+            (waiting if delayed else ready)[queue_name] = count
+        consumers = {c.queue_name: 0 if c.paused else 1 for c in self._consumers}
+        stats: dict[str, tuple[int, int]] = {}
+        seen_retry: set[str] = set()
+        for spec in self.topology.queues:
+            if spec.kind == RETRY:
+                work = names.work_queue_name(spec.route, spec.destination)
+                stats[spec.name] = (0 if work in seen_retry else waiting.get(work, 0), 0)
+                seen_retry.add(work)
+            else:
+                stats[spec.name] = (ready.get(spec.name, 0), consumers.get(spec.name, 0))
+        return stats
+
     def dead_letters(self, route: str, destination: str | None = None, *,
                      limit: int | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []

@@ -406,3 +406,22 @@ def test_two_transports_on_one_file_never_deliver_one_message_to_both(embedded, 
     delivered = handlers[0].ids + handlers[1].ids
     assert sorted(delivered) == sorted(e.id for e in sent)  # each exactly once
     assert handlers[0].calls and handlers[1].calls  # both took part
+
+
+def test_the_embedded_queue_stats_count_ready_waiting_and_dead_messages(embedded, unique_name):
+    from esb.errors import Retryable
+    from tests.integration.test_rabbitmq import Recorder, envelope, make_route, raising, wait_until
+
+    bus = embedded.build(make_route(unique_name, destinations=("a",)))
+    bus.publish_confirmed(envelope(1), unique_name)
+    bus.publish_confirmed(envelope(2), unique_name)
+    stats = bus.queue_stats()
+    assert stats[f"esb.{unique_name}.a"] == (2, 0)
+
+    handler = Recorder(raising(Retryable("down")))
+    bus.consume(unique_name, "a", handler)
+    wait_until(lambda: len(handler.calls) >= 2)
+    retry_queues = [q.name for q in bus.topology.queues if q.kind == "retry"]
+    dead_letter_queue = f"esb.{unique_name}.a.dlq"
+    wait_until(lambda: bus.queue_stats()[retry_queues[0]][0] + bus.queue_stats()[dead_letter_queue][0] == 2)
+    assert bus.queue_stats()[f"esb.{unique_name}.a"][1] == 1  # one consumer here
