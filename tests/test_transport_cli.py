@@ -44,3 +44,38 @@ def test_dlq_names_an_unknown_route_with_a_suggestion(capsys):
 
     assert code == 1
     assert 'did you mean "erp-po-to-wms"' in capsys.readouterr().err
+
+
+def test_dlq_lists_shows_replays_and_purges_dead_letters_of_the_embedded_transport(tmp_path, monkeypatch,
+                                                                                    capsys):
+    from esb.config import load_config
+    from esb.envelope import Envelope
+    from esb.errors import Permanent
+    from esb.transport import create_transport
+
+    monkeypatch.setenv("ESB_DATA_DIR", str(tmp_path))
+    config = load_config(ROUTES)
+    transport = create_transport(None, config, data_dir=tmp_path)
+    transport.start()
+    letters = [Envelope(type="purchase_order", source="erp", payload={"order_number": str(n)})
+               for n in range(2)]
+    for letter in letters:
+        transport.publish_dead_letter("erp-po-to-wms", "wms", letter.amqp_body(), Permanent("HTTP 400"),
+                                      message_id=letter.id).result(5)
+    transport.stop()
+    route = ["erp-po-to-wms", "wms", "-c", str(ROUTES)]
+
+    assert main(["dlq", "list", *route]) == 0
+    listed = capsys.readouterr().out
+    assert letters[0].id in listed and letters[1].id in listed and "HTTP 400" in listed
+
+    assert main(["dlq", "show", *route, "--id", letters[0].id]) == 0
+    shown = capsys.readouterr().out
+    assert f'"id": "{letters[0].id}"' in shown and '\\"order_number\\":\\"0\\"' in shown
+
+    assert main(["dlq", "replay", *route, "--id", letters[0].id]) == 0
+    assert "replayed 1 dead letter(s)" in capsys.readouterr().out
+    assert main(["dlq", "purge", *route, "--all"]) == 0
+    assert "purged 1 dead letter(s)" in capsys.readouterr().out
+    assert main(["dlq", "show", *route, "--id", letters[1].id]) == 1
+    assert [letter.message_id for letter in transport.dead_letters("erp-po-to-wms")] == []
