@@ -1,4 +1,5 @@
-# The image that runs the bus: `docker run -e ESB_BROKER_URL=amqp://... -p 8080:8080 esb`
+# The image that runs the bus: `docker run -e ESB_BROKER_URL=amqp://... -e ESB_API_KEYS=... -p 8080:8080 esb`
+# (without ESB_BROKER_URL it runs on the embedded transport in the /var/lib/esb volume).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
@@ -19,4 +20,4 @@ VOLUME /var/lib/esb
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"ESB_HTTP_PORT\"]}/healthz')"
 ENTRYPOINT ["esb"]
-CMD ["check"]
+CMD ["run"]
