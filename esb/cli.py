@@ -300,6 +300,51 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """A simulated ERP and WMS wired through the shipped routes (see esb.demo); `--once` plays the
+    sample traffic, prints the summary and exits 0 when every flow delivered, 1 otherwise."""
+    import signal
+    import threading
+
+    from esb import logs
+    from esb.errors import ConfigError
+    from esb.transport import TransportError
+
+    logs.configure(os.environ.get("ESB_LOG_LEVEL", "ERROR"))
+    from esb import demo
+
+    routes = Path(args.config) if args.config else demo.SHIPPED_ROUTES
+    broker_url = args.broker or os.environ.get("ESB_BROKER_URL") or None
+    port = args.port
+    if port is None:
+        port = 0 if args.once else int(os.environ.get("ESB_HTTP_PORT") or 8080)
+        if port and not demo.port_free("127.0.0.1", port):
+            port = 0
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    try:
+        run = demo.Demo(broker_url=broker_url, port=port, routes_path=routes,
+                        root=routes.resolve().parent).start()
+    except ConfigError as error:
+        return _fail(f"{routes}: " + "; ".join(str(p) for p in error.problems))
+    except (TransportError, OSError) as error:
+        return _fail(f"the demo could not start: {error}")
+    try:
+        print(f"esb demo: bus on {run.bus_url}, simulated ERP {run.erp.url}, simulated WMS {run.wms.url}",
+              flush=True)
+        run.play()
+        results = run.wait()
+        print(run.summary(results), flush=True)
+        ok = all(result.ok for result in results)
+        if not args.once:
+            print("\n" + run.directions(), flush=True)
+            stop.wait()
+    finally:
+        run.stop()
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esb", description="WMS <-> ERP integration bus")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -347,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--id", dest="message_id", help="only the message with this id")
     dlq.add_argument("--all", action="store_true", help="every message (replay, purge)")
     dlq.add_argument("--broker", help="broker URL (default: $ESB_BROKER_URL)")
+
+    demo = command("demo", "a simulated ERP and WMS wired through the bus (the shipped routes and their "
+                   "sample traffic); --once prints a summary and exits 0 when every flow delivered",
+                   _cmd_demo)
+    demo.add_argument("--once", action="store_true", help="play the sample traffic, print the summary, exit")
+    demo.add_argument("--port", type=int, help="the bus's HTTP port (default: a free one with --once, "
+                      "else $ESB_HTTP_PORT or 8080 when free)")
+    demo.add_argument("--broker",
+                      help="a RabbitMQ URL (default: $ESB_BROKER_URL, else the embedded transport)")
     return parser
 
 
