@@ -334,7 +334,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"esb demo: bus on {run.bus_url}, simulated ERP {run.erp.url}, simulated WMS {run.wms.url}",
               flush=True)
         run.play()
-        results = run.wait()
+        results = run.wait(stop)
         print(run.summary(results), flush=True)
         ok = all(result.ok for result in results)
         if not args.once:

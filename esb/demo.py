@@ -137,10 +137,6 @@ class Simulator:
         with self.lock:
             return [call.status for call in self.calls if call.message_id == message_id]
 
-    def failed(self, path: str) -> int:
-        with self.lock:
-            return sum(1 for call in self.calls if call.path == path and call.status >= 300)
-
     def start(self) -> Simulator:
         self.server.start()
         return self
@@ -190,6 +186,7 @@ class FlowResult:
     retried: int
     statuses: dict[str, list[int]]
     note: str = ""
+    dead: bool = False  # a message of it was dead-lettered: waiting longer changes nothing
 
     @property
     def ok(self) -> bool:
@@ -310,19 +307,35 @@ class Demo:
             note = ""
             if flow == FLOWS[1] and any(self.export_dir.glob("GR_*.csv")):
                 note = "the file is still waiting to be picked up"
+            steps = self._steps(sent)
+            retried = sum(s.count("retried") for s in steps.values())
+            dead = [i for i in sent if "dead_lettered" in steps.get(i, ())]
+            if dead:
+                note = f"{len(dead)} dead-lettered: esb dlq list {self.route(flow)}"
             results.append(FlowResult(flow, self.route(flow), f"POST {simulator.url}{path}", sent,
                                       {i: delivered[i] for i in sent if i in delivered},
-                                      simulator.failed(path), {i: simulator.statuses(i) for i in sent}, note))
+                                      retried, {i: simulator.statuses(i) for i in sent}, note,
+                                      dead=bool(dead)))
         return results
 
-    def wait(self) -> list[FlowResult]:
-        """Until every flow delivered everything it accepted (the file picked up), or the timeout."""
+    def _steps(self, message_ids: list[str]) -> dict[str, list[str]]:
+        """The bus's own trace of each message (received, published, retried, delivered, ...)."""
+        if not message_ids:
+            return {}
+        self.runtime.journal.flush(2)
+        return {i: [entry.step for entry in self.runtime.journal.trace(message_id=i)] for i in message_ids}
+
+    def wait(self, stop: threading.Event | None = None) -> list[FlowResult]:
+        """Until every flow delivered everything it accepted (the file picked up), the timeout, or
+        `stop` is set (Ctrl-C)."""
         deadline = time.monotonic() + self.timeout
+        stop = stop or threading.Event()
         while True:
             results = self.results()
-            if all(r.ok and not r.note for r in results) or time.monotonic() > deadline:
+            if all(r.ok and not r.note or r.dead for r in results) or time.monotonic() > deadline:
                 return results
-            time.sleep(0.1)
+            if stop.wait(0.1):
+                return results
 
     # --- what to print ----------------------------------------------------------------------
     def summary(self, results: list[FlowResult]) -> str:
