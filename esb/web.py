@@ -71,5 +71,9 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening, close the open (kept-alive) connections, let running requests finish."""
         self._server.close()
+        for channel in list(self._server._map.values()):  # the loop runs while any channel is open
+            channel.close()
         self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown()
