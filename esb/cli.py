@@ -27,6 +27,27 @@ def _broker_and_data_dir(args: argparse.Namespace, config) -> tuple[str | None, 
     return url, Path(env.get("ESB_DATA_DIR") or settings.get("data_dir") or ".esb")
 
 
+class CommandFailed(Exception):
+    """A command cannot go on; its text is the one line `main` prints before exit 1."""
+
+
+def _load_config(args: argparse.Namespace):
+    """The checked routes file of `-c`; on problems, prints each one and raises CommandFailed."""
+    from esb.config import load_config
+    from esb.errors import ConfigError
+
+    path = _config_path(args)
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        count = len(error.problems)
+        raise CommandFailed(f"{count} problem{'s' if count != 1 else ''} in {path}") from None
+    except FileNotFoundError:
+        raise CommandFailed(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)") from None
+
+
 def _fail(message: str) -> int:
     print(f"esb: {message}", file=sys.stderr)
     return 1
@@ -129,20 +150,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     from esb import logs
-    from esb.config import load_config
     from esb.credentials import Credentials
-    from esb.errors import ConfigError
     from esb.transport import TransportError
 
     path = _config_path(args)
-    try:
-        config = load_config(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return _fail(f"{len(error.problems)} problems in {path}; nothing was started")
-    except FileNotFoundError:
-        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
+    config = _load_config(args)
     try:
         credentials = Credentials.from_environment()
     except (ValueError, OSError) as error:
@@ -216,24 +228,15 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_topology(args: argparse.Namespace) -> int:
     """`show` prints the queues and exchange the routes need (no broker); `declare` creates them."""
-    from esb.config import load_config
-    from esb.errors import ConfigError
     from esb.transport import TransportError, create_transport
     from esb.transport.rabbitmq import redacted
     from esb.transport.topology import Topology
 
-    path = _config_path(args)
+    config = _load_config(args)
     try:
-        config = load_config(path)
         topology = Topology.from_config(config)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return _fail(f"{len(error.problems)} problems in {path}")
-    except FileNotFoundError:
-        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
     except TransportError as error:
-        return _fail(f"{path}: {error}")
+        return _fail(f"{_config_path(args)}: {error}")
     if args.action == "show":
         print(topology.describe())
         return 0
@@ -251,19 +254,9 @@ def _cmd_topology(args: argparse.Namespace) -> int:
 def _cmd_dlq(args: argparse.Namespace) -> int:
     """Dead letters of a route (all its queues, or one destination's): list, show, replay, purge."""
     from esb import jsonfmt
-    from esb.config import load_config
-    from esb.errors import ConfigError
     from esb.transport import TransportError, create_transport
 
-    path = _config_path(args)
-    try:
-        config = load_config(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return _fail(f"{len(error.problems)} problems in {path}")
-    except FileNotFoundError:
-        return _fail(f"routes file not found: {path} (give one with -c, or set ESB_CONFIG)")
+    config = _load_config(args)
     if args.action in ("replay", "purge") and not (args.message_id or args.all):
         return _fail(f"dlq {args.action}: say which messages, --id ID or --all")
     ids = [args.message_id] if args.message_id else None
@@ -408,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except CommandFailed as failure:
+        return _fail(str(failure))
     except KeyboardInterrupt:
         return 130
 
