@@ -527,27 +527,6 @@ def test_quorum_queues_retry_and_dead_letter_like_classic_ones(transport, unique
     assert letter.attempts == 2 and len(handler.calls) == 2
 
 
-def test_a_paused_destination_keeps_its_messages_queued_until_it_is_resumed(transport, broker, unique_name):
-    bus = transport(make_route(unique_name, destinations=("a", "b")))
-    paused_handler, other_handler = Recorder(), Recorder()
-    bus.consume(unique_name, "a", paused_handler)
-    bus.consume(unique_name, "b", other_handler)
-
-    assert bus.pause(unique_name, "a") == ["a"]
-    assert bus.paused(unique_name) == {"a"}
-    for n in range(3):
-        bus.publish_confirmed(envelope(n), unique_name)
-    wait_until(lambda: len(other_handler.calls) == 3)
-    time.sleep(0.3)
-
-    assert paused_handler.calls == []
-    assert broker.depth(names.work_queue_name(unique_name, "a")) == 3
-
-    assert bus.resume(unique_name) == ["a", "b"]
-    wait_until(lambda: len(paused_handler.calls) == 3)
-    assert bus.paused(unique_name) == set()
-
-
 def test_a_paused_destination_stays_paused_after_a_reconnect(transport, broker, unique_name):
     name = f"esb-test-{unique_name}-pause"
     bus = transport(make_route(unique_name, destinations=("a",)), connection_name=name)
