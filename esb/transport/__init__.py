@@ -73,7 +73,9 @@ from typing import Any, Protocol
 
 from esb.envelope import Envelope, now_rfc3339
 from esb.errors import EsbError, InputError, Permanent
+from esb.problems import unknown
 from esb.retry import RetryPolicy
+from esb.transport import names
 
 DEFAULT_PREFETCH = 100
 """Messages the broker may hand one destination's consumer before it acks any (bounded memory)."""
@@ -290,6 +292,32 @@ def replay_headers(headers: Mapping[str, Any] | None, now: str | None = None) ->
     updated[H_REPLAYS] = replays + 1
     updated[H_REPLAYED_AT] = now or now_rfc3339()
     return updated
+
+
+# --- routes ---------------------------------------------------------------------------------
+def route_model(routes: Mapping[str, Any], route: str, destination: str | None = None) -> Any:
+    """The `Route` called `route` (checking `destination` is one of it); KeyError with a
+    "did you mean" sentence otherwise."""
+    if route not in routes:
+        raise KeyError(unknown("route", route, routes))
+    model = routes[route]
+    if destination is not None:
+        model.destination(destination)  # KeyError naming the destination
+    return model
+
+
+def dead_letter_queues(routes: Mapping[str, Any], route: str, destination: str | None,
+                       inbound: bool) -> list[tuple[str, str | None]]:
+    """[(queue, destination)] of a destination's dead letters, or of every destination of the route
+    (and, with `inbound`, the route's raw inbound dead letters, destination None)."""
+    model = route_model(routes, route, destination)
+    if destination is not None:
+        return [(names.dead_letter_queue_name(route, destination), destination)]
+    queues: list[tuple[str, str | None]] = [(names.dead_letter_queue_name(route, d.name), d.name)
+                                             for d in model.destinations]
+    if inbound:
+        queues.append((names.dead_letter_queue_name(route), None))
+    return queues
 
 
 # --- dead letters ---------------------------------------------------------------------------

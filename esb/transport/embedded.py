@@ -61,7 +61,6 @@ from typing import Any
 
 from esb.envelope import Envelope
 from esb.errors import DecodeError, InputError
-from esb.problems import unknown
 from esb.transport import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PREFETCH,
@@ -82,10 +81,12 @@ from esb.transport import (
     Unroutable,
     attempts_so_far,
     dead_letter_headers,
+    dead_letter_queues,
     decide,
     failure_headers,
     names,
     replay_headers,
+    route_model,
 )
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
@@ -284,12 +285,7 @@ class EmbeddedTransport(Transport):
 
     # --- publishing -------------------------------------------------------------------------
     def _route(self, route: str, destination: str | None = None) -> Any:
-        if route not in self._routes:
-            raise KeyError(unknown("route", route, self._routes))
-        model = self._routes[route]
-        if destination is not None:
-            model.destination(destination)  # KeyError naming the destination
-        return model
+        return route_model(self._routes, route, destination)
 
     def publish(self, envelope: Envelope, route: str,
                 destination: str | None = None) -> concurrent.futures.Future[None]:
@@ -575,7 +571,8 @@ class EmbeddedTransport(Transport):
     def dead_letters(self, route: str, destination: str | None = None, *,
                      limit: int | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
-        for queue_name, queue_destination in self._dead_letter_queues(route, destination, inbound=True):
+        queues = dead_letter_queues(self._routes, route, destination, inbound=True)
+        for queue_name, queue_destination in queues:
             rows = self._execute("SELECT properties, body FROM messages WHERE queue = ? ORDER BY seq LIMIT ?",
                                  (queue_name, -1 if limit is None else limit - len(letters))).fetchall()
             letters += [_dead_letter(route, queue_destination, json.loads(p), body) for p, body in rows]
@@ -587,8 +584,9 @@ class EmbeddedTransport(Transport):
                             ids: Iterable[str] | None = None) -> int:
         wanted = set(ids) if ids is not None else None
         replayed = 0
+        queues = dead_letter_queues(self._routes, route, destination, inbound=False)
         with self._transaction() as db:
-            for queue_name, queue_destination in self._dead_letter_queues(route, destination, inbound=False):
+            for queue_name, queue_destination in queues:
                 work_queue = names.work_queue_name(route, queue_destination)
                 rows = db.execute("SELECT seq, message_id, properties FROM messages WHERE queue = ? "
                                   "ORDER BY seq", (queue_name,)).fetchall()
@@ -613,8 +611,9 @@ class EmbeddedTransport(Transport):
                            ids: Iterable[str] | None = None) -> int:
         wanted = list(ids) if ids is not None else None
         purged = 0
+        queues = dead_letter_queues(self._routes, route, destination, inbound=True)
         with self._transaction() as db:
-            for queue_name, _destination in self._dead_letter_queues(route, destination, inbound=True):
+            for queue_name, _destination in queues:
                 if wanted is None:
                     purged += db.execute("DELETE FROM messages WHERE queue = ?", (queue_name,)).rowcount
                 else:
@@ -623,16 +622,6 @@ class EmbeddedTransport(Transport):
                                              (queue_name, message_id)).rowcount
         return purged
 
-    def _dead_letter_queues(self, route: str, destination: str | None,
-                            inbound: bool) -> list[tuple[str, str | None]]:
-        model = self._route(route, destination)
-        if destination is not None:
-            return [(names.dead_letter_queue_name(route, destination), destination)]
-        queues: list[tuple[str, str | None]] = [(names.dead_letter_queue_name(route, d.name), d.name)
-                                                 for d in model.destinations]
-        if inbound:
-            queues.append((names.dead_letter_queue_name(route), None))
-        return queues
 
 
 def _dead_letter(route: str, destination: str | None, properties: dict[str, Any], body: bytes) -> DeadLetter:

@@ -97,10 +97,12 @@ from esb.transport import (
     Unroutable,
     attempts_so_far,
     dead_letter_headers,
+    dead_letter_queues,
     decide,
     failure_headers,
     names,
     replay_headers,
+    route_model,
 )
 from esb.transport.topology import Topology
 
@@ -642,10 +644,7 @@ class RabbitMQTransport(Transport):
 
     # --- pause and resume -------------------------------------------------------------------
     def _consumers_of(self, route: str, destination: str | None) -> list[_Consumer]:
-        if route not in self._routes:
-            raise KeyError(unknown("route", route, self._routes))
-        if destination is not None:
-            self._routes[route].destination(destination)  # KeyError naming the destination
+        route_model(self._routes, route, destination)
         return [c for c in self._consumers if c.route.name == route
                 and (destination is None or c.destination == destination)]
 
@@ -841,7 +840,7 @@ class RabbitMQTransport(Transport):
     def dead_letters(self, route: str, destination: str | None = None, *,
                      limit: int | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
-        queues = self._dead_letter_queues(route, destination, inbound=True)
+        queues = dead_letter_queues(self._routes, route, destination, inbound=True)
         with self._blocking() as connection:
             for queue_name, queue_destination in queues:
                 channel = connection.channel()
@@ -856,7 +855,7 @@ class RabbitMQTransport(Transport):
                             ids: Iterable[str] | None = None) -> int:
         wanted = set(ids) if ids is not None else None
         replayed = 0
-        queues = self._dead_letter_queues(route, destination, inbound=False)
+        queues = dead_letter_queues(self._routes, route, destination, inbound=False)
         with self._blocking() as connection:
             publisher = connection.channel()
             publisher.confirm_delivery()
@@ -883,7 +882,7 @@ class RabbitMQTransport(Transport):
                            ids: Iterable[str] | None = None) -> int:
         wanted = set(ids) if ids is not None else None
         purged = 0
-        queues = self._dead_letter_queues(route, destination, inbound=True)
+        queues = dead_letter_queues(self._routes, route, destination, inbound=True)
         with self._blocking() as connection:
             for queue_name, _destination in queues:
                 channel = connection.channel()
@@ -896,21 +895,6 @@ class RabbitMQTransport(Transport):
                             purged += 1
                 channel.close()
         return purged
-
-    def _dead_letter_queues(self, route: str, destination: str | None,
-                            inbound: bool) -> list[tuple[str, str | None]]:
-        if route not in self._routes:
-            raise KeyError(unknown("route", route, self._routes))
-        model = self._routes[route]
-        if destination is not None:
-            if destination not in [d.name for d in model.destinations]:
-                raise KeyError(unknown("destination", destination, [d.name for d in model.destinations]))
-            return [(names.dead_letter_queue_name(route, destination), destination)]
-        queues: list[tuple[str, str | None]] = [(names.dead_letter_queue_name(route, d.name), d.name)
-                                                 for d in model.destinations]
-        if inbound:
-            queues.append((names.dead_letter_queue_name(route), None))
-        return queues
 
     @contextlib.contextmanager
     def _blocking(self):
