@@ -71,9 +71,20 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening, close the open (kept-alive) connections, let running requests finish."""
-        self._server.close()
-        for channel in list(self._server._map.values()):  # the loop runs while any channel is open
-            channel.close()
-        self._thread.join(timeout=5)
+        """Stop listening, close the open (kept-alive) connections, let running requests finish.
+
+        The sockets are closed on the server's own loop thread: closing them from here while the
+        loop waits in select() makes it fail with EBADF."""
+
+        def close_everything() -> None:
+            for channel in list(self._server._map.values()):
+                if channel is not self._server and channel is not self._server.trigger:
+                    channel.close()
+            self._server.close()  # the listening socket and the trigger; the loop then ends
+
+        if self._thread.is_alive():
+            self._server.trigger.pull_trigger(close_everything)
+            self._thread.join(timeout=5)
+        else:
+            self._server.close()
         self._server.task_dispatcher.shutdown()
