@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-import simplejson
-
 from esb import jsonfmt
 from esb.codecs import UTF8_BOM, as_stream, read_limited
 from esb.errors import DecodeError
@@ -49,7 +47,7 @@ def _parse(data: bytes, *, line_offset: int) -> Any:
         raise DecodeError(f"JSON line {line}: not valid utf-8 (byte {data[error.start]:#04x})") from None
     try:
         return jsonfmt.loads(text)
-    except simplejson.JSONDecodeError as error:
+    except jsonfmt.JSONError as error:
         line = error.lineno + line_offset
         raise DecodeError(f"malformed JSON at line {line}, column {error.colno}: {error.msg}") from None
 
