@@ -6,6 +6,7 @@ properties and `esb-*` headers, so a plain AMQP client can read either without t
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,6 +25,9 @@ H_RECEIVED_AT = "esb-received-at"
 H_IDEMPOTENCY_KEY = "esb-idempotency-key"
 ENVELOPE_HEADERS = (H_SCHEMA_VERSION, H_CAUSATION_ID, H_SOURCE, H_OCCURRED_AT, H_RECEIVED_AT,
                     H_IDEMPOTENCY_KEY)
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def now_rfc3339() -> str:
@@ -55,7 +59,8 @@ class Envelope:
     idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
-        uuid.UUID(self.id)  # raises ValueError on an id that is not a UUID
+        if not _UUID.match(self.id):  # a regex: a fifth of uuid.UUID()'s cost, on every message
+            raise ValueError(f"id is not a UUID: {self.id!r}")
         if not isinstance(self.schema_version, int) or self.schema_version < 1:
             raise ValueError(f"schema_version must be an integer >= 1, got {self.schema_version!r}")
         for name in ("occurred_at", "received_at"):
