@@ -81,8 +81,9 @@ def target():
 
 
 def write_routes(directory: Path, route: str, target_url: str, broker_url: str, *,
-                 down_url: str | None = None, attempts: int = 4) -> Path:
+                 down_url: str | None = None, attempts: int = 4, archive_filter: str | None = None) -> Path:
     second = down_url or target_url
+    archive_filter_option = f", filter: \"{archive_filter}\"" if archive_filter else ""
     text = f"""
 version: 1
 settings: {{broker_url: "{broker_url}", data_dir: data}}
@@ -96,7 +97,7 @@ routes:
     validate: purchase_order
     to:
       - rest: {{system: wms, path: /wms/orders}}
-      - rest: {{system: archive, path: /archive/orders}}
+      - rest: {{system: archive, path: /archive/orders{archive_filter_option}}}
     retry: {{attempts: {attempts}, backoff: [200ms, 400ms]}}
 """
     path = directory / "routes.yaml"
@@ -336,3 +337,15 @@ def test_readiness_names_the_broker_when_it_is_gone(bus, unique_name):
 
     assert not_ready.status_code == 503 and "broker" in not_ready.json()["failing"]
     assert post(runtime, unique_name, ORDER).status_code == 503  # never a 202 that was not stored
+
+
+def test_a_destination_filter_sends_each_order_only_where_it_matches(bus, target, unique_name):
+    runtime = bus(archive_filter="payload.warehouse == 'WH2'")
+
+    post(runtime, unique_name, {**ORDER, "order_number": "F-1", "warehouse": "WH1"})
+    post(runtime, unique_name, {**ORDER, "order_number": "F-2", "warehouse": "WH2"})
+
+    assert {c["body"]["order_number"] for c in target.wait_for("/wms/orders", 2)} == {"F-1", "F-2"}
+    assert [c["body"]["order_number"] for c in target.wait_for("/archive/orders", 1)] == ["F-2"]
+    time.sleep(0.5)
+    assert len(target.calls["/archive/orders"]) == 1
