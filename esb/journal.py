@@ -22,7 +22,8 @@ from esb.database import Database, close_quietly, transaction
 
 log = logging.getLogger(__name__)
 
-STEPS = ("received", "rejected", "published", "delivered", "retried", "dead_lettered", "replayed", "purged")
+STEPS = ("received", "rejected", "filtered", "published", "delivered", "retried", "dead_lettered", "replayed",
+         "purged")
 """The steps a message can go through; `detail` says more (error text, target's id, ...)."""
 
 DEFAULT_RETENTION_DAYS = 30.0

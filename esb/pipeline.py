@@ -65,7 +65,8 @@ class InboundPipeline:
 
     def prepare(self, body: bytes, *, idempotency_key: str | None = None) -> list[PreparedMessage]:
         """Every message the input makes, in order; raises InputError before anything is published,
-        so an input is taken whole or not at all. Messages that no filter lets through are left out."""
+        so an input is taken whole or not at all. A message that no filter lets through has no
+        destinations: it is accepted (and traced as filtered), not published."""
         documents = self._decode_and_map(body)
         prepared, problems = [], []
         for index, payload in enumerate(documents):
@@ -77,9 +78,7 @@ class InboundPipeline:
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
             envelope = self._envelope(payload, idempotency_key, index, len(documents))
-            destinations = self._destinations_for(envelope)
-            if destinations:
-                prepared.append(PreparedMessage(envelope, destinations))
+            prepared.append(PreparedMessage(envelope, self._destinations_for(envelope)))
         if problems:
             raise ValidationError(f"not a valid {self.route.validate}", problems)
         return prepared

@@ -271,6 +271,8 @@ class Runtime:
         for message in messages:
             self.journal.record("received", message_id=message.envelope.id, route=route_name,
                                 correlation_id=message.envelope.correlation_id, at=published_at)
+            if not message.destinations:
+                continue  # no filter let it through: accepted, traced as filtered below
             targets = [None] if message.destinations == everywhere else list(message.destinations)
             futures.extend((message, self.transport.publish(message.envelope, route_name, target))
                            for target in targets)
@@ -288,6 +290,11 @@ class Runtime:
                 continue
             if envelope.idempotency_key:
                 self.idempotency.confirm(route_name, envelope.idempotency_key, envelope.id)
+            if not message.destinations:
+                self.journal.record("filtered", message_id=envelope.id, route=route_name,
+                                    correlation_id=envelope.correlation_id, at=published_at + 1e-6,
+                                    detail="no route or destination filter matched; not published")
+                continue
             self.journal.record("published", message_id=envelope.id, route=route_name,
                                 correlation_id=envelope.correlation_id,
                                 detail=", ".join(message.destinations), at=published_at + 1e-6)

@@ -49,10 +49,11 @@ def test_quantities_stay_exact_decimals():
     assert sum(line["quantity"] for line in message.envelope.payload["lines"]) == Decimal("0.3")
 
 
-def test_the_route_filter_drops_what_it_does_not_match():
+def test_what_the_route_filter_does_not_match_gets_no_destination():
     other = {**ORDER, "warehouse": "WH2"}
     messages = pipeline(route("payload.warehouse == 'WH1'")).prepare(body(ORDER, other))
-    assert [m.envelope.payload["warehouse"] for m in messages] == ["WH1"]
+    assert [(m.envelope.payload["warehouse"], m.destinations) for m in messages] == [("WH1", ("wms",)),
+                                                                                       ("WH2", ())]
 
 
 def test_destination_filters_route_each_message_to_the_destinations_it_matches():

@@ -81,9 +81,11 @@ def target():
 
 
 def write_routes(directory: Path, route: str, target_url: str, broker_url: str, *,
-                 down_url: str | None = None, attempts: int = 4, archive_filter: str | None = None) -> Path:
+                 down_url: str | None = None, attempts: int = 4, archive_filter: str | None = None,
+                 route_filter: str | None = None) -> Path:
     second = down_url or target_url
     archive_filter_option = f", filter: \"{archive_filter}\"" if archive_filter else ""
+    route_filter_line = f'    filter: "{route_filter}"\n' if route_filter else ""
     text = f"""
 version: 1
 settings: {{broker_url: "{broker_url}", data_dir: data}}
@@ -95,7 +97,7 @@ routes:
   - name: {route}
     from: {{rest: {{system: erp, format: json}}}}
     validate: purchase_order
-    to:
+{route_filter_line}    to:
       - rest: {{system: wms, path: /wms/orders}}
       - rest: {{system: archive, path: /archive/orders{archive_filter_option}}}
     retry: {{attempts: {attempts}, backoff: [200ms, 400ms]}}
@@ -349,3 +351,16 @@ def test_a_destination_filter_sends_each_order_only_where_it_matches(bus, target
     assert [c["body"]["order_number"] for c in target.wait_for("/archive/orders", 1)] == ["F-2"]
     time.sleep(0.5)
     assert len(target.calls["/archive/orders"]) == 1
+
+
+def test_an_order_the_route_filter_stops_is_accepted_and_traced_as_filtered(bus, target, unique_name):
+    runtime = bus(route_filter="payload.warehouse == 'WH9'")
+
+    response = post(runtime, unique_name, {**ORDER, "order_number": "NOWHERE-1", "warehouse": "WH1"})
+
+    assert response.status_code == 202
+    message_id = response.json()["id"]
+    runtime.journal.flush()
+    assert [e.step for e in runtime.journal.trace(message_id=message_id)] == ["received", "filtered"]
+    time.sleep(0.5)
+    assert target.calls["/wms/orders"] == [] and target.calls["/archive/orders"] == []
