@@ -592,12 +592,8 @@ class RabbitMQTransport(Transport):
     # --- consuming --------------------------------------------------------------------------
     def consume(self, route: str, destination: str, handler: Handler, *, prefetch: int | None = None,
                 concurrency: int | None = None, inline: bool = False) -> None:
-        if route not in self._routes:
-            raise KeyError(unknown("route", route, self._routes))
-        route_model = self._routes[route]
-        route_model.destination(destination)
-        consumer = _Consumer(route_model, destination, handler, prefetch or self._prefetch,
-                             0 if inline else concurrency or self._concurrency)
+        consumer = _Consumer(route_model(self._routes, route, destination), destination, handler,
+                             prefetch or self._prefetch, 0 if inline else concurrency or self._concurrency)
         for n in range(consumer.concurrency):
             worker = threading.Thread(target=self._work, args=(consumer,), daemon=True,
                                       name=f"esb-{route}-{destination}-{n + 1}")
