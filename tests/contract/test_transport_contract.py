@@ -26,7 +26,10 @@ from esb.transport import (
     H_DESTINATION,
     H_FIRST_ERROR,
     H_FIRST_ERROR_CLASS,
+    H_FIRST_FAILED_AT,
     H_LAST_ERROR,
+    H_LAST_ERROR_CLASS,
+    H_LAST_FAILED_AT,
     H_REPLAYS,
     H_ROUTE,
     NotConnected,
@@ -142,7 +145,9 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_its_story_in_headers(
     assert letter.header(H_ROUTE) == unique_name and letter.header(H_DESTINATION) == "a"
     assert letter.headers[H_ATTEMPTS] == 1
     assert letter.header(H_DEAD_LETTER_REASON) == "permanent"
-    assert letter.header(H_FIRST_ERROR_CLASS) == "esb.errors.Permanent"
+    assert letter.header(H_FIRST_ERROR_CLASS) == letter.header(H_LAST_ERROR_CLASS) == "esb.errors.Permanent"
+    assert letter.header(H_FIRST_ERROR) == letter.header(H_LAST_ERROR) == "HTTP 422: sku unknown"
+    assert letter.header(H_FIRST_FAILED_AT) and letter.header(H_LAST_FAILED_AT)
     assert letter.header("esb-source") == "erp"  # the envelope's own headers are kept
 
 

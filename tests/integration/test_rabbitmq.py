@@ -9,7 +9,6 @@ touches no one else.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -19,19 +18,10 @@ import pika
 import pytest
 
 from esb.envelope import Envelope
-from esb.errors import DecodeError, Permanent, Retryable
+from esb.errors import Retryable
 from esb.retry import RetryPolicy
 from esb.routes import Destination, Endpoint, Route
 from esb.transport import (
-    H_ATTEMPTS,
-    H_DESTINATION,
-    H_FIRST_ERROR,
-    H_FIRST_ERROR_CLASS,
-    H_FIRST_FAILED_AT,
-    H_LAST_ERROR,
-    H_LAST_ERROR_CLASS,
-    H_LAST_FAILED_AT,
-    H_ROUTE,
     BrokerUnavailable,
     ConnectionLost,
     TopologyError,
@@ -188,22 +178,6 @@ def close_connection_from_broker(connection_name: str) -> None:
 
 
 # --- publishing -------------------------------------------------------------------------------
-def test_a_confirmed_publish_reaches_every_destination_queue_of_its_route(transport, broker, unique_name):
-    bus = transport(make_route(unique_name))
-
-    bus.publish_confirmed(envelope(), unique_name)
-
-    assert broker.depth(names.work_queue_name(unique_name, "a")) == 1
-    assert broker.depth(names.work_queue_name(unique_name, "b")) == 1
-
-
-def test_a_publish_for_one_destination_reaches_only_its_queue(transport, broker, unique_name):
-    bus = transport(make_route(unique_name))
-
-    bus.publish_confirmed(envelope(), unique_name, "b")
-
-    assert broker.depth(names.work_queue_name(unique_name, "a")) == 0
-    assert broker.depth(names.work_queue_name(unique_name, "b")) == 1
 
 
 def test_many_publishes_are_confirmed_without_waiting_for_each_other(transport, broker, unique_name):
@@ -267,24 +241,6 @@ def test_a_delivered_message_is_acked(transport, broker, unique_name):
     assert broker.depth(names.work_queue_name(unique_name, "a")) == 0
 
 
-def test_a_retryable_failure_comes_back_after_each_backoff_delay_then_is_dead_lettered(
-        transport, broker, unique_name):
-    bus = transport(make_route(unique_name, destinations=("a",)))
-    handler = Recorder(raising(Retryable("HTTP 503")))
-    bus.consume(unique_name, "a", handler)
-
-    bus.publish_confirmed(envelope(), unique_name)
-
-    wait_until(lambda: bus.dead_letters(unique_name, "a"))
-    times = [t for t, _, _ in handler.calls]
-    assert [d.attempt for _, _, d in handler.calls] == [1, 2, 3]
-    assert 0.18 <= times[1] - times[0] <= 0.2 + 0.8
-    assert 0.45 <= times[2] - times[1] <= 0.5 + 0.8
-    (letter,) = bus.dead_letters(unique_name, "a")
-    assert letter.attempts == 3
-    assert letter.header("esb-dead-letter-reason") == "attempts-exhausted"
-
-
 def test_a_message_waiting_for_its_retry_does_not_hold_up_the_next_one(transport, unique_name):
     bus = transport(make_route(unique_name, destinations=("a",),
                                retry=RetryPolicy(attempts=2, backoff=(1.0,))))
@@ -303,51 +259,6 @@ def test_a_message_waiting_for_its_retry_does_not_hold_up_the_next_one(transport
     wait_until(lambda: len(handler.calls) == 3, timeout=5)
     assert handler.ids == [first.id, second.id, first.id]
     assert handler.calls[1][0] - handler.calls[0][0] < 0.5
-
-
-def test_a_permanent_failure_is_dead_lettered_at_once_with_its_story_in_headers(transport, unique_name):
-    bus = transport(make_route(unique_name, destinations=("a",)))
-    handler = Recorder(raising(Permanent("HTTP 422: sku unknown")))
-    bus.consume(unique_name, "a", handler)
-
-    sent = envelope(7)
-    bus.publish_confirmed(sent, unique_name)
-
-    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
-    assert len(handler.calls) == 1
-    assert (letter.message_id, letter.correlation_id) == (sent.id, "PO-7")
-    assert json.loads(letter.body) == sent.payload
-    assert letter.header(H_ROUTE) == unique_name and letter.header(H_DESTINATION) == "a"
-    assert letter.headers[H_ATTEMPTS] == 1
-    assert letter.header(H_FIRST_ERROR_CLASS) == letter.header(H_LAST_ERROR_CLASS) == "esb.errors.Permanent"
-    assert letter.header(H_FIRST_ERROR) == letter.header(H_LAST_ERROR) == "HTTP 422: sku unknown"
-    assert letter.header(H_FIRST_FAILED_AT) and letter.header(H_LAST_FAILED_AT)
-    assert letter.header("esb-source") == "erp"  # the envelope's own headers are kept
-
-
-def test_a_message_that_is_not_an_envelope_is_dead_lettered_as_undecodable(transport, broker, unique_name):
-    bus = transport(make_route(unique_name, destinations=("a",)))
-    handler = Recorder()
-    bus.consume(unique_name, "a", handler)
-
-    broker.publish_raw(names.work_queue_name(unique_name, "a"), b"{not json", message_id="m-1")
-
-    (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
-    assert handler.calls == []
-    assert letter.header("esb-dead-letter-reason") == "undecodable"
-    assert letter.body == b"{not json"
-
-
-def test_a_raw_payload_with_bad_input_goes_to_the_routes_dead_letter_queue(transport, unique_name):
-    bus = transport(make_route(unique_name))
-
-    bus.publish_dead_letter(unique_name, None, b"GR;1;x", DecodeError("line 1: qty is not a number"),
-                            {"esb-source-file": "GR_1.csv"}, content_type="text/csv").result(5)
-
-    (letter,) = bus.dead_letters(unique_name)
-    assert letter.destination is None and letter.body == b"GR;1;x"
-    assert letter.header("esb-dead-letter-reason") == "input"
-    assert letter.header("esb-source-file") == "GR_1.csv"
 
 
 @pytest.mark.parametrize("inline", [False, True], ids=["on a worker thread", "inline"])
@@ -374,68 +285,6 @@ def test_an_inline_handler_failure_is_retried_like_any_other(transport, unique_n
 
     (letter,) = wait_until(lambda: bus.dead_letters(unique_name, "a"))
     assert letter.attempts == 2 and [d.attempt for _, _, d in handler.calls] == [1, 2]
-
-
-def test_a_slow_target_does_not_hold_up_another_destination(transport, unique_name):
-    bus = transport(make_route(unique_name))
-    release = threading.Event()
-    slow = Recorder(lambda e, d: release.wait(10))
-    fast = Recorder()
-    bus.consume(unique_name, "a", slow, concurrency=1)
-    bus.consume(unique_name, "b", fast)
-
-    for n in range(20):
-        bus.publish(envelope(n), unique_name)
-
-    wait_until(lambda: len(fast.calls) == 20, timeout=5)
-    assert len(slow.calls) == 1
-    release.set()
-    wait_until(lambda: len(slow.calls) == 20, timeout=5)
-
-
-# --- dead-letter admin ------------------------------------------------------------------------
-def dead_letter_three(bus, unique_name) -> list[Envelope]:
-    sent = [envelope(n) for n in range(3)]
-    bus.consume(unique_name, "a", Recorder(raising(Permanent("no"))))
-    for e in sent:
-        bus.publish(e, unique_name, "a").result(5)
-    wait_until(lambda: len(bus.dead_letters(unique_name, "a")) == 3)
-    return sent
-
-
-def test_a_replayed_message_keeps_its_id_starts_afresh_and_goes_to_its_own_destination_only(
-        transport, broker, unique_name):
-    bus = transport(make_route(unique_name))
-    other = Recorder()
-    bus.consume(unique_name, "b", other)
-    sent = dead_letter_three(bus, unique_name)
-    replayed = Recorder()
-    bus.stop(timeout=2)
-    bus = transport(make_route(unique_name))
-    bus.consume(unique_name, "a", replayed)
-    bus.consume(unique_name, "b", other)
-
-    assert bus.replay_dead_letters(unique_name, "a", ids=[sent[1].id]) == 1
-
-    wait_until(lambda: replayed.calls)
-    _, received, delivery = replayed.calls[0]
-    assert received.id == sent[1].id and received.correlation_id == "PO-1"
-    assert delivery.attempt == 1 and delivery.headers["esb-replays"] == 1
-    assert [d.message_id for d in bus.dead_letters(unique_name, "a")] == [sent[0].id, sent[2].id]
-    time.sleep(0.2)
-    assert other.calls == []
-
-
-def test_dead_letters_are_listed_without_being_removed_and_purged_by_id_or_all(transport, unique_name):
-    bus = transport(make_route(unique_name))
-    sent = dead_letter_three(bus, unique_name)
-
-    assert [d.message_id for d in bus.dead_letters(unique_name, "a")] == [e.id for e in sent]
-    assert len(bus.dead_letters(unique_name, limit=2)) == 2
-    assert bus.purge_dead_letters(unique_name, "a", ids=[sent[0].id]) == 1
-    assert [d.message_id for d in bus.dead_letters(unique_name, "a")] == [sent[1].id, sent[2].id]
-    assert bus.purge_dead_letters(unique_name) == 2
-    assert bus.dead_letters(unique_name) == []
 
 
 # --- shutdown and reconnect --------------------------------------------------------------------
