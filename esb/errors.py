@@ -85,3 +85,12 @@ class ConfigError(EsbError):
     def __init__(self, problems: list):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NotFound(EsbError, LookupError):
+    """A name (route, destination, system, queue, message id) that is not there.
+
+    Its text is the sentence for the user, with "did you mean" where one is close. It is a
+    `LookupError`, as `KeyError` is, so callers that catch lookups keep working; it never
+    carries a bare key as `KeyError` does (whose `str()` wraps the sentence in quotes).
+    """
