@@ -45,6 +45,11 @@ def unique_name() -> str:
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
+    """`../shared/samples`, the real files of other authors: absent from a plain clone of the
+    project, so their tests skip there with the reason, and fail in CI, where they must be."""
     if not SAMPLES.is_dir():
-        pytest.fail(f"the shared samples are missing: {SAMPLES}")
+        message = f"the shared samples are not here: {SAMPLES} (they sit beside the project's checkout)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return SAMPLES
