@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -25,6 +23,7 @@ import zeep.helpers
 
 from adapters.soap.client import OperationCaller
 from esb import jsonfmt
+from esb.atomicfile import atomic_write
 from esb.errors import InputError, Permanent, Retryable, Unavailable
 from esb.plugins import RawMessage, Source, SourceContext
 
@@ -177,8 +176,8 @@ def _order(value: Any) -> tuple:
 
 
 class WatermarkFile:
-    """The highest watermark seen by a poll, in a JSON file replaced atomically (written to a temporary
-    file in the same directory, flushed to disk, then renamed over the old one)."""
+    """The highest watermark seen by a poll, in a JSON file replaced atomically and durably
+    (`esb.atomicfile.atomic_write`)."""
 
     def __init__(self, path: Path, operation: str):
         self.path = path
@@ -197,21 +196,6 @@ class WatermarkFile:
         return document.get("watermark")
 
     def save(self, value: Any) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         body = jsonfmt.dump_bytes({"operation": self.operation, "watermark": value,
                                    "saved_at": datetime.now().astimezone().isoformat()})
-        handle, temporary = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(body)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        atomic_write(self.path, body)
