@@ -17,10 +17,10 @@ import jmespath
 import requests
 from flask import jsonify, request
 
-from esb import jsonfmt
+from esb import jsonfmt, push
 from esb.credentials import presented_key
 from esb.durations import duration_option, parse_duration
-from esb.errors import DecodeError, InputError, Permanent, Retryable, Unavailable
+from esb.errors import DecodeError, InputError, Permanent, Retryable
 from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
 
 DEFAULT_TIMEOUT = 30.0
@@ -146,43 +146,23 @@ class RestSource(Source):
         context.add_url_rule(f"/in/{self.route}", endpoint=f"in_{self.route}", view_func=self._receive,
                              methods=["POST"])
 
-    def _authorize(self):
-        """None when the caller may post, else the error response."""
-        if self.options["auth"] == "none":
-            return None
-        key = presented_key(request.headers)
-        principal = self._credentials.identify(key) if self._credentials is not None else None
-        if principal is None:
-            return _error(401, "unauthorized", "a valid API key (X-API-Key) or bearer token is required",
-                          {"WWW-Authenticate": 'Bearer realm="esb"'})
-        if not principal.may_send(self.route):
-            return _error(403, "forbidden", f'"{principal.name}" may not post to route "{self.route}"')
-        return None
-
     def _receive(self):
-        refused = self._authorize()
-        if refused is not None:
-            return refused
-        limit = self.options["max_body_bytes"]
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
-        body = request.stream.read(limit + 1)
-        if len(body) > limit:
-            return _error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
-        if not body:
-            return _error(400, "decode", "the body is empty")
-        key = request.headers.get("Idempotency-Key") or self._business_key(body)
-        raw = RawMessage(body, request.content_type, {"sender": self.sender, "remote": request.remote_addr})
         try:
-            accepted = self._submit(raw, idempotency_key=key)
+            if self.options["auth"] != "none":
+                push.authorize(self._credentials, self.route, presented_key(request.headers))
+            body = push.read_body(request, self.options["max_body_bytes"])
+            if not body:
+                return push.error_response(400, "decode", "the body is empty")
+            key = request.headers.get("Idempotency-Key") or self._business_key(body)
+            metadata = {"sender": self.sender, "remote": request.remote_addr}
+            raw = RawMessage(body, request.content_type, metadata)
+            accepted = push.store(self._submit, raw, idempotency_key=key)
+        except push.Refusal as refusal:
+            return refusal.json_response()
         except DecodeError as error:
             return jsonify(error.as_dict()), 400
         except InputError as error:
             return jsonify(error.as_dict()), 422
-        except Unavailable as error:
-            response = _error(503, "unavailable", f"the bus cannot store the message now: {error}")
-            response.headers["Retry-After"] = "5"
-            return response
         ids = list(accepted.message_ids)
         answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
         return jsonify(answer), 200 if accepted.duplicate else 202
@@ -195,13 +175,6 @@ class RestSource(Source):
         except ValueError:
             return None  # the pipeline reports the bad JSON with its position
         return None if value is None else str(value)
-
-
-def _error(status: int, error: str, message: str, headers: dict | None = None):
-    response = jsonify(error=error, message=message)
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
 
 
 # --- the sink: calls to a system's API ----------------------------------------------------------

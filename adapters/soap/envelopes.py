@@ -11,6 +11,7 @@ from lxml import etree
 
 from adapters.soap.client import ID_LIKE_NAME
 from adapters.soap.wsdl import ESB_NAMESPACE, SOAP11_ENVELOPE, SOAP12_ENVELOPE, child_names
+from esb import push
 from esb.errors import FieldProblem
 
 
@@ -27,6 +28,15 @@ class SoapFault(Exception):
         self.status = status
         self.code = code
         self.headers = headers or {}
+
+    @classmethod
+    def from_refusal(cls, refusal: push.Refusal) -> SoapFault:
+        """A push source's refusal as a fault: 401, 403 and 413 are the caller's (Client/Sender, with
+        that HTTP status); 503 is the bus's (Server/Receiver at HTTP 500, as SOAP wants), with
+        `Retry-After`."""
+        if refusal.status >= 500:
+            return cls(refusal.message, sender=False, headers=refusal.headers)
+        return cls(refusal.message, status=refusal.status, headers=refusal.headers)
 
 
 def response_element(output: Any, message_id: str) -> Any:

@@ -18,9 +18,10 @@ from adapters.soap.wsdl import (
     WsdlError,
     find_operation,
 )
+from esb import push
 from esb.codecs.xml import safe_parser, safe_root
 from esb.credentials import presented_key
-from esb.errors import DecodeError, InputError, Unavailable
+from esb.errors import DecodeError, InputError
 from esb.plugins import RawMessage, Source, SourceContext
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -82,20 +83,18 @@ class SoapInboundSource(Source):
                              {"sender": self.sender, "remote": request.remote_addr,
                               "operation": self.info.name, "soap_version": version})
             try:
-                accepted = self._submit(raw, idempotency_key=request.headers.get("Idempotency-Key") or None)
+                accepted = push.store(self._submit, raw, advice=", try again later",
+                                      idempotency_key=request.headers.get("Idempotency-Key") or None)
             except InputError as error:
                 raise SoapFault(error.message, problems=error.problems) from None
-            except Unavailable as error:
-                raise SoapFault(f"the bus cannot store the message now, try again later: {error}",
-                                sender=False, headers={"Retry-After": "5"}) from None
+        except push.Refusal as refusal:
+            return fault_response(SoapFault.from_refusal(refusal), version)
         except SoapFault as fault:
             return fault_response(fault, version)
         return self._accepted_response(accepted, version)
 
     def _read_envelope(self) -> tuple[str, Any, Any]:
-        limit = self.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise SoapFault(f"the request is larger than the limit of {limit} bytes", status=413)
+        push.refuse_declared_length(request, self.max_body_bytes, what="request")
         media_type = request.mimetype
         if media_type == "text/xml":
             version = "1.1"
@@ -106,9 +105,7 @@ class SoapInboundSource(Source):
         else:
             raise SoapFault(f"content type {request.content_type or '(none)'!r} is not SOAP: send text/xml "
                             "(SOAP 1.1) or application/soap+xml (SOAP 1.2)", status=415)
-        body = request.stream.read(limit + 1)
-        if len(body) > limit:
-            raise SoapFault(f"the request is larger than the limit of {limit} bytes", status=413)
+        body = push.read_body(request, self.max_body_bytes, what="request")
         envelope = parse_envelope(body)
         namespace = etree.QName(envelope).namespace
         if namespace != (SOAP11_ENVELOPE if version == "1.1" else SOAP12_ENVELOPE):
@@ -125,18 +122,16 @@ class SoapInboundSource(Source):
         return version, envelope, element
 
     def _authorize(self, envelope: Any, version: str) -> None:
+        """The caller's key from a header, HTTP basic or a WS-Security UsernameToken; a Refusal
+        (401/403) unless it may send to this route."""
         key = presented_key(request.headers)
         authorization = request.authorization
         if key is None and authorization is not None and authorization.type == "basic":
             key = authorization.password or None
         if key is None:
             key = _username_token_password(envelope)
-        principal = self._credentials.identify(key) if self._credentials is not None and key else None
-        if principal is None:
-            raise SoapFault("a valid API key (X-API-Key, bearer token, HTTP basic or WS-Security password) "
-                            "is required", status=401, headers={"WWW-Authenticate": 'Bearer realm="esb"'})
-        if not principal.may_send(self.route):
-            raise SoapFault(f'"{principal.name}" may not call route "{self.route}"', status=403)
+        push.authorize(self._credentials, self.route, key, action="call",
+                       accepted="API key (X-API-Key, bearer token, HTTP basic or WS-Security password)")
 
     def _check_call(self, element: Any, version: str) -> None:
         expected = self.request_element.qname if self.request_element is not None else None
