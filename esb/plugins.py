@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from esb.errors import NotFound
 from esb.problems import unknown
 
 BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile")
@@ -158,9 +159,9 @@ def adapters() -> dict[str, AdapterSpec]:
 
 
 def get_adapter(name: str) -> AdapterSpec:
-    """The adapter called `name`; KeyError with a "did you mean" sentence otherwise."""
+    """The adapter called `name`; `NotFound` with a "did you mean" sentence otherwise."""
     _load()
     try:
         return _adapters[name]
     except KeyError:
-        raise KeyError(unknown("adapter", name, _adapters)) from None
+        raise NotFound(unknown("adapter", name, _adapters)) from None

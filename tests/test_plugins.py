@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from esb import plugins
+from esb.errors import NotFound
 from esb.plugins import AdapterSpec
 
 
@@ -17,9 +18,10 @@ def test_the_built_in_adapters_are_registered_with_their_config_schemas():
     assert all(spec.endpoint_schema.get("type") == "object" for spec in found.values())
 
 
-def test_an_unknown_adapter_gets_a_suggestion():
-    with pytest.raises(KeyError, match='did you mean "rest"'):
+def test_an_unknown_adapter_gets_a_suggestion_in_a_plain_sentence():
+    with pytest.raises(NotFound, match='did you mean "rest"') as caught:
         plugins.get_adapter("rset")
+    assert str(caught.value).startswith("unknown adapter")
 
 
 def test_a_third_party_adapter_registers_through_an_entry_point(monkeypatch, tmp_path):
