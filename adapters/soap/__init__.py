@@ -18,7 +18,6 @@ Poll (`from: {soap: {system, operation, poll, params, watermark, watermark_param
 from __future__ import annotations
 
 from adapters.soap.client import (
-    DEFAULT_TIMEOUT,
     OperationCaller,
     SoapSink,
     fault_code_name,
@@ -27,7 +26,7 @@ from adapters.soap.client import (
     target_id,
 )
 from adapters.soap.envelopes import SoapFault, fault_response, response_element
-from adapters.soap.inbound import DEFAULT_MAX_BODY_BYTES, SoapInboundSource, parse_envelope
+from adapters.soap.inbound import SoapInboundSource, parse_envelope
 from adapters.soap.poll import SoapPollSource, WatermarkFile, answer_records
 from adapters.soap.schema import request_schema, schema_problems
 from adapters.soap.wsdl import (
@@ -39,7 +38,17 @@ from adapters.soap.wsdl import (
     wsdl_operations,
 )
 from esb.durations import duration_option
-from esb.plugins import AdapterSpec, Source, register
+from esb.plugins import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT,
+    AdapterSpec,
+    Source,
+    basic_auth_options,
+    body_limit_option,
+    register,
+    timeout_option,
+    tls_options,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT", "ENDPOINT_SCHEMA", "SYSTEM_SCHEMA", "OperationCaller",
@@ -63,18 +72,12 @@ SYSTEM_SCHEMA = {
                          "x-esb-expected": "an http:// or https:// URL",
                          "description": "Service address to call instead of the one in the WSDL "
                                         "(test and production systems often share one WSDL)."},
-        "username": {"type": ["string", "null"], "default": None,
-                     "description": "User name (HTTP basic auth, or WS-Security when wsse is true)."},
-        "password": {"type": ["string", "null"], "default": None,
-                     "description": "Password for username."},
+        **basic_auth_options(also=", or for a WS-Security UsernameToken when wsse is true"),
         "wsse": {"type": "boolean", "default": False,
                  "description": "Send username/password as a WS-Security UsernameToken instead of HTTP "
                                 "basic authentication."},
-        "timeout": duration_option(
-            "Seconds a call may take, or a duration such as 30s; a timeout is a "
-            "retryable failure.", DEFAULT_TIMEOUT),
-        "verify_tls": {"type": "boolean", "default": True,
-                       "description": "Check the server's TLS certificate. Turn off only for a test system."},
+        "timeout": timeout_option(),
+        **tls_options(ca_file=False),
     },
 }
 
@@ -113,9 +116,7 @@ ENDPOINT_SCHEMA = {
         "wsdl": {"type": ["string", "null"], "default": None, "x-esb-path": True, "x-esb-role": "source",
                  "description": "WSDL served and enforced by the inbound endpoint, relative to the routes "
                                 "file; default: the system's wsdl."},
-        "max_body_bytes": {"type": "integer", "minimum": 1, "default": DEFAULT_MAX_BODY_BYTES,
-                           "x-esb-role": "source",
-                           "description": "Largest inbound request accepted, in bytes."},
+        "max_body_bytes": body_limit_option(**{"x-esb-role": "source"}),
     },
 }
 

@@ -28,10 +28,7 @@ from adapters.soap.wsdl import WSDL_LOAD_TIMEOUT, WsdlError, find_operation, loa
 from esb import jsonfmt
 from esb.codecs.xml import parse as parse_xml_document
 from esb.errors import DecodeError, Permanent, Retryable
-from esb.plugins import Sink
-
-DEFAULT_TIMEOUT = 30.0
-"""Seconds a SOAP call may take before it counts as a retryable failure."""
+from esb.plugins import DEFAULT_TIMEOUT, Sink
 
 PERMANENT_FAULT_CODES = frozenset({"client", "sender", "versionmismatch", "mustunderstand",
                                    "dataencodingunknown"})

@@ -22,10 +22,8 @@ from esb import push
 from esb.codecs.xml import safe_parser, safe_root
 from esb.credentials import presented_key
 from esb.errors import DecodeError, InputError
-from esb.plugins import RawMessage, Source, SourceContext
+from esb.plugins import DEFAULT_MAX_BODY_BYTES, RawMessage, Source, SourceContext
 
-DEFAULT_MAX_BODY_BYTES = 1_048_576
-"""Largest SOAP request the inbound endpoint accepts (1 MiB); larger ones get a SOAP fault."""
 
 class SoapInboundSource(Source):
     """A push source: `POST /soap/<route>` takes a SOAP 1.1 (`text/xml` with a `SOAPAction` header) or
