@@ -17,17 +17,25 @@ import jmespath
 import requests
 from flask import jsonify, request
 
-from esb import jsonfmt
+from esb import jsonfmt, push
 from esb.credentials import presented_key
-from esb.durations import duration_option, parse_duration
-from esb.errors import DecodeError, InputError, Permanent, Retryable, Unavailable
-from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
-
-DEFAULT_TIMEOUT = 30.0
-"""Seconds an outbound call may take (connect plus read) before it counts as a retryable failure."""
-
-DEFAULT_MAX_BODY_BYTES = 1_048_576
-"""Largest request body an inbound endpoint accepts (1 MiB); a larger one is refused with 413."""
+from esb.durations import parse_duration
+from esb.errors import DecodeError, InputError, Permanent, Retryable
+from esb.plugins import (
+    DEFAULT_TIMEOUT,
+    AdapterSpec,
+    RawMessage,
+    Sink,
+    Source,
+    SourceContext,
+    basic_auth_options,
+    body_limit_option,
+    key_auth_options,
+    register,
+    sender_auth_option,
+    timeout_option,
+    tls_options,
+)
 
 DEFAULT_SUCCESS_CODES = [200, 201, 202, 204]
 
@@ -42,25 +50,12 @@ SYSTEM_SCHEMA = {
                      "x-esb-expected": "an http:// or https:// URL",
                      "description": "Base URL of the API (http:// or https://); a destination's path is "
                                     "appended to it."},
-        "token": {"type": ["string", "null"], "default": None,
-                  "description": "Bearer token sent as `Authorization: Bearer ...`."},
-        "username": {"type": ["string", "null"], "default": None,
-                     "description": "User for HTTP basic authentication (with password)."},
-        "password": {"type": ["string", "null"], "default": None,
-                     "description": "Password for HTTP basic authentication."},
-        "api_key": {"type": ["string", "null"], "default": None,
-                    "description": "API key sent in the api_key_header header."},
-        "api_key_header": {"type": "string", "default": "X-API-Key",
-                           "description": "Header that carries api_key."},
+        **key_auth_options(),
+        **basic_auth_options(),
         "headers": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
                     "description": "Extra headers sent with every call to this system."},
-        "timeout": duration_option("Seconds a call may take (connect plus read), or a duration such as 10s; "
-                             "a timeout is a retryable failure.", DEFAULT_TIMEOUT),
-        "verify_tls": {"type": "boolean", "default": True,
-                       "description": "Check the server's TLS certificate. Turn off only for a test system."},
-        "ca_file": {"type": ["string", "null"], "default": None, "x-esb-path": True,
-                    "description": "PEM file of the CA that signed the server's certificate (a private CA); "
-                                   "relative to the routes file."},
+        "timeout": timeout_option(),
+        **tls_options(),
     },
 }
 
@@ -78,13 +73,8 @@ ENDPOINT_SCHEMA = {
         "format": {"enum": ["json", "xml"], "default": "json",
                    "description": "Body format: what the inbound endpoint accepts, or what a call sends."},
         # inbound (source) options
-        "max_body_bytes": {"type": "integer", "minimum": 1, "default": DEFAULT_MAX_BODY_BYTES,
-                           "x-esb-role": "source",
-                           "description": "Largest body accepted, in bytes; larger ones get 413."},
-        "auth": {"enum": ["token", "none"], "default": "token", "x-esb-role": "source",
-                 "description": "token: the caller needs an API key or bearer token with the role "
-                                "sender=<route> (from ESB_API_KEYS or ESB_CREDENTIALS_FILE, never from this "
-                                "file); none: no credentials (tests and trusted networks only)."},
+        "max_body_bytes": body_limit_option(**{"x-esb-role": "source"}),
+        "auth": sender_auth_option(**{"x-esb-role": "source"}),
         "idempotency_key": {"type": ["string", "null"], "default": None, "x-esb-role": "source",
                             "description": "JMESPath over the decoded body giving the business key that "
                                            "de-duplicates re-posted documents; default: the caller's "
@@ -98,8 +88,8 @@ ENDPOINT_SCHEMA = {
                                 "/orders/{order_number}."},
         "headers": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
                     "x-esb-role": "sink", "description": "Extra headers for this call."},
-        "timeout": duration_option("Seconds the call may take, or a duration; default: the system's timeout.",
-                             None, **{"x-esb-role": "sink"}),
+        "timeout": timeout_option(None, description="Seconds the call may take, or a duration; default: the "
+                                                 "system's timeout.", **{"x-esb-role": "sink"}),
         "idempotency_header": {"type": "boolean", "default": True, "x-esb-role": "sink",
                                "description": "Send the message id as the Idempotency-Key header, so the "
                                               "target can ignore a redelivered message."},
@@ -146,43 +136,23 @@ class RestSource(Source):
         context.add_url_rule(f"/in/{self.route}", endpoint=f"in_{self.route}", view_func=self._receive,
                              methods=["POST"])
 
-    def _authorize(self):
-        """None when the caller may post, else the error response."""
-        if self.options["auth"] == "none":
-            return None
-        key = presented_key(request.headers)
-        principal = self._credentials.identify(key) if self._credentials is not None else None
-        if principal is None:
-            return _error(401, "unauthorized", "a valid API key (X-API-Key) or bearer token is required",
-                          {"WWW-Authenticate": 'Bearer realm="esb"'})
-        if not principal.may_send(self.route):
-            return _error(403, "forbidden", f'"{principal.name}" may not post to route "{self.route}"')
-        return None
-
     def _receive(self):
-        refused = self._authorize()
-        if refused is not None:
-            return refused
-        limit = self.options["max_body_bytes"]
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
-        body = request.stream.read(limit + 1)
-        if len(body) > limit:
-            return _error(413, "too_large", f"the body is larger than the limit of {limit} bytes")
-        if not body:
-            return _error(400, "decode", "the body is empty")
-        key = request.headers.get("Idempotency-Key") or self._business_key(body)
-        raw = RawMessage(body, request.content_type, {"sender": self.sender, "remote": request.remote_addr})
         try:
-            accepted = self._submit(raw, idempotency_key=key)
+            if self.options["auth"] != "none":
+                push.authorize(self._credentials, self.route, presented_key(request.headers))
+            body = push.read_body(request, self.options["max_body_bytes"])
+            if not body:
+                return push.error_response(400, "decode", "the body is empty")
+            key = request.headers.get("Idempotency-Key") or self._business_key(body)
+            metadata = {"sender": self.sender, "remote": request.remote_addr}
+            raw = RawMessage(body, request.content_type, metadata)
+            accepted = push.store(self._submit, raw, idempotency_key=key)
+        except push.Refusal as refusal:
+            return refusal.json_response()
         except DecodeError as error:
             return jsonify(error.as_dict()), 400
         except InputError as error:
             return jsonify(error.as_dict()), 422
-        except Unavailable as error:
-            response = _error(503, "unavailable", f"the bus cannot store the message now: {error}")
-            response.headers["Retry-After"] = "5"
-            return response
         ids = list(accepted.message_ids)
         answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
         return jsonify(answer), 200 if accepted.duplicate else 202
@@ -195,13 +165,6 @@ class RestSource(Source):
         except ValueError:
             return None  # the pipeline reports the bad JSON with its position
         return None if value is None else str(value)
-
-
-def _error(status: int, error: str, message: str, headers: dict | None = None):
-    response = jsonify(error=error, message=message)
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
 
 
 # --- the sink: calls to a system's API ----------------------------------------------------------

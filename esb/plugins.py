@@ -11,6 +11,10 @@ The spec's JSON Schema fragments are the single source of each adapter's options
 validates route files with them and `schemas/routes.schema.json` is generated from them.
 Adapters know this contract and the codecs, never the broker: a sink delivers or raises
 `esb.errors.Retryable` / `esb.errors.Permanent`.
+
+Options that several adapters take (a call's timeout, TLS, credentials of a call, a push source's
+body limit and caller authentication) are declared once here as fragments, as Redpanda Connect's
+`config_http.go` / `config_tls.go` are, so that they read, default and check the same everywhere.
 """
 
 from __future__ import annotations
@@ -22,10 +26,18 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from esb.durations import duration_option
+from esb.errors import NotFound
 from esb.problems import unknown
 
 BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile")
 ENTRY_POINT_GROUP = "esb.adapters"
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds an outbound call may take (connect plus read) before it counts as a retryable failure."""
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+"""Largest request body a push source accepts (1 MiB); a larger one is refused with 413."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +170,72 @@ def adapters() -> dict[str, AdapterSpec]:
 
 
 def get_adapter(name: str) -> AdapterSpec:
-    """The adapter called `name`; KeyError with a "did you mean" sentence otherwise."""
+    """The adapter called `name`; `NotFound` with a "did you mean" sentence otherwise."""
     _load()
     try:
         return _adapters[name]
     except KeyError:
-        raise KeyError(unknown("adapter", name, _adapters)) from None
+        raise NotFound(unknown("adapter", name, _adapters)) from None
+
+
+# --- option fragments shared by adapters ------------------------------------------------------
+# Each returns a fresh JSON-Schema fragment (a property, or a dict of properties to splat into a
+# spec's "properties"); extra keywords (such as `**{"x-esb-role": "sink"}`) are added to it.
+
+def timeout_option(default: float | None = DEFAULT_TIMEOUT, *, description: str | None = None,
+                   **keywords: Any) -> dict[str, Any]:
+    """`timeout`: seconds (or a duration such as 10s) a call may take, default 30 s."""
+    text = description or ("Seconds a call may take (connect plus read), or a duration such as 10s; "
+                           "a timeout is a retryable failure.")
+    return duration_option(text, default, **keywords)
+
+
+def tls_options(*, ca_file: bool = True) -> dict[str, dict[str, Any]]:
+    """`verify_tls` (default true) and, unless `ca_file=False`, `ca_file` (a PEM path)."""
+    options: dict[str, dict[str, Any]] = {
+        "verify_tls": {"type": "boolean", "default": True,
+                       "description": "Check the server's TLS certificate. Turn off only for a test system."},
+    }
+    if ca_file:
+        options["ca_file"] = {"type": ["string", "null"], "default": None, "x-esb-path": True,
+                              "description": "PEM file of the CA that signed the server's certificate (a "
+                                             "private CA); relative to the routes file."}
+    return options
+
+
+def basic_auth_options(*, also: str = "") -> dict[str, dict[str, Any]]:
+    """`username` and `password` of a call (HTTP basic authentication); `also` completes the
+    username's description with another use (", or ...")."""
+    return {
+        "username": {"type": ["string", "null"], "default": None,
+                     "description": f"User name for HTTP basic authentication (with password){also}."},
+        "password": {"type": ["string", "null"], "default": None, "description": "Password for username."},
+    }
+
+
+def key_auth_options() -> dict[str, dict[str, Any]]:
+    """`token` (a bearer token), `api_key` and `api_key_header` (default X-API-Key) of a call."""
+    return {
+        "token": {"type": ["string", "null"], "default": None,
+                  "description": "Bearer token sent as `Authorization: Bearer ...`."},
+        "api_key": {"type": ["string", "null"], "default": None,
+                    "description": "API key sent in the api_key_header header."},
+        "api_key_header": {"type": "string", "default": "X-API-Key",
+                           "description": "Header that carries api_key."},
+    }
+
+
+def body_limit_option(default: int = DEFAULT_MAX_BODY_BYTES, **keywords: Any) -> dict[str, Any]:
+    """`max_body_bytes` of a push source: bytes, default 1 MiB; a larger body gets 413."""
+    return {"type": "integer", "minimum": 1, "default": default,
+            "description": "Largest request body accepted, in bytes; a larger one is refused with 413.",
+            **keywords}
+
+
+def sender_auth_option(**keywords: Any) -> dict[str, Any]:
+    """`auth` of a push source: `token` (default: a key with the role sender=<route>) or `none`."""
+    return {"enum": ["token", "none"], "default": "token",
+            "description": "token: the caller needs an API key or bearer token with the role sender=<route> "
+                           "(from ESB_API_KEYS or ESB_CREDENTIALS_FILE, never from this file); none: no "
+                           "credentials (tests and trusted networks only).",
+            **keywords}

@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from esb.push import error_response
+
 ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else a sentence saying what is not."""
 
@@ -45,7 +47,7 @@ def create_app(*, readiness: dict[str, ReadinessCheck] | None = None,
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return jsonify(error=error.name.lower().replace(" ", "_"), message=error.description), error.code
+        return error_response(error.code, error.name.lower().replace(" ", "_"), error.description)
 
     return app
 

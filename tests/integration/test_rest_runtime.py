@@ -179,10 +179,32 @@ def test_a_body_that_is_not_json_is_a_400_naming_the_position(bus, unique_name):
 
 def test_no_key_is_401_and_a_key_for_another_route_is_403(bus, unique_name):
     runtime = bus()
-    assert post(runtime, unique_name, ORDER, key=None).status_code == 401
+    missing = post(runtime, unique_name, ORDER, key=None)
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == 'Bearer realm="esb"'
+    assert missing.json() == {"error": "unauthorized",
+                              "message": "a valid API key (X-API-Key) or bearer token is required"}
     assert post(runtime, unique_name, ORDER, key="wrong").status_code == 401
     runtime.options.credentials.add(digest("other"), Principal("wms", frozenset({"sender=another-route"})))
-    assert post(runtime, unique_name, ORDER, key="other").status_code == 403
+    foreign = post(runtime, unique_name, ORDER, key="other")
+    assert foreign.status_code == 403
+    assert foreign.json() == {"error": "forbidden", "message": f'"wms" may not post to route "{unique_name}"'}
+
+
+def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_chunked(bus, target, unique_name):
+    runtime = bus()
+    url = f"{runtime.server.url}/in/{unique_name}"
+    oversized = b" " * (1_048_576 + 1)
+    headers = {"X-API-Key": SENDER_KEY, "Content-Type": "application/json"}
+
+    declared = requests.post(url, data=oversized, headers=headers, timeout=30)
+    chunked = requests.post(url, data=iter([oversized[:600_000], oversized[600_000:]]), headers=headers,
+                            timeout=30)
+
+    expected = {"error": "too_large", "message": "the body is larger than the limit of 1048576 bytes"}
+    assert declared.status_code == 413 and declared.json() == expected
+    assert chunked.status_code == 413 and chunked.json() == expected
+    time.sleep(0.3)
+    assert target.calls["/wms/orders"] == []
 
 
 def test_a_repeated_post_returns_the_first_id_and_is_delivered_once(bus, target, unique_name):

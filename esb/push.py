@@ -1,0 +1,93 @@
+"""What every push source (an HTTP endpoint that external systems post to) answers the same way:
+401/403 for credentials, 413 for a body over its limit, 503 (with `Retry-After`) when the bus
+cannot store the message now — never a 202 for a message that was not stored.
+
+Each check raises a `Refusal` (status, a one-word error, the sentence for the caller, the headers
+the answer needs); a source answers it in its own format: `refusal.json_response()` for the JSON
+endpoints, a SOAP fault for the SOAP endpoint. Adapters use this module, never the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Response, jsonify
+
+from esb.errors import Unavailable
+from esb.plugins import Accepted, RawMessage, Submit
+
+RETRY_AFTER_SECONDS = 5
+"""Seconds a caller is told to wait (`Retry-After`) before posting again when the bus cannot store."""
+
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="esb"'}
+"""The challenge of a 401: an API key or bearer token is what the bus accepts."""
+
+
+class Refusal(Exception):
+    """A request a push source refuses before storing anything."""
+
+    def __init__(self, status: int, error: str, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def json_response(self) -> Response:
+        """The answer of a JSON endpoint: `{"error": ..., "message": ...}` with the status and headers."""
+        return error_response(self.status, self.error, self.message, self.headers)
+
+
+def error_response(status: int, error: str, message: str,
+                   headers: Mapping[str, str] | None = None) -> Response:
+    """The bus's JSON error answer (`error` is one word, `message` a sentence for the caller)."""
+    response = jsonify(error=error, message=message)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def authorize(credentials: Any, route: str, key: str | None, *,
+              accepted: str = "API key (X-API-Key) or bearer token", action: str = "post to") -> Any:
+    """The principal of `key` when it may send to `route` (role `sender=<route>`); otherwise a
+    Refusal: 401 for no or an unknown key (`accepted` names what the endpoint takes), 403 for a
+    key without the role (`action` says what it may not do: "post to", "call")."""
+    principal = credentials.identify(key) if credentials is not None else None
+    if principal is None:
+        raise Refusal(401, "unauthorized", f"a valid {accepted} is required", BEARER_CHALLENGE)
+    if not principal.may_send(route):
+        raise Refusal(403, "forbidden", f'"{principal.name}" may not {action} route "{route}"')
+    return principal
+
+
+def refuse_declared_length(request: Any, limit: int, *, what: str = "body") -> None:
+    """A Refusal (413) when the request's Content-Length already says it is over `limit` bytes,
+    so the body is never read."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit, what)
+
+
+def read_body(request: Any, limit: int, *, what: str = "body") -> bytes:
+    """The request body, at most `limit` bytes; a Refusal (413) when it is larger, whether its
+    Content-Length says so or it is sent without one (chunked)."""
+    refuse_declared_length(request, limit, what=what)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_large(limit, what)
+    return body
+
+
+def too_large(limit: int, what: str = "body") -> Refusal:
+    return Refusal(413, "too_large", f"the {what} is larger than the limit of {limit} bytes")
+
+
+def store(submit: Submit, raw: RawMessage, *, idempotency_key: str | None, advice: str = "") -> Accepted:
+    """`submit(raw)`, with `Unavailable` (the bus cannot store now) turned into a Refusal (503,
+    `Retry-After`); `advice` is appended to the sentence. Input errors pass through: each source
+    answers them in its own format."""
+    try:
+        return submit(raw, idempotency_key=idempotency_key)
+    except Unavailable as error:
+        raise Refusal(503, "unavailable", f"the bus cannot store the message now{advice}: {error}",
+                      {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
