@@ -1,4 +1,5 @@
 """The `esb` command line. The only module (with the monitoring app) that knows about terminals.
+It builds the HTTP app of `esb run` from the runtime (`esb.monitoring.create_app`).
 
 Each sub-command is a `_cmd_<name>(args) -> int` function; exit codes: 0 ok, 1 problems found
 or the command failed with a clear message, 2 usage errors (argparse).
@@ -168,6 +169,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "prometheus")
         (data_dir / "prometheus").mkdir(parents=True, exist_ok=True)
     from esb import metrics
+    from esb.monitoring import create_app
     from esb.runtime import Runtime, RuntimeOptions
 
     if not consumer_only:
@@ -185,7 +187,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
     try:
-        runtime = Runtime(config, options).start()
+        runtime = Runtime(config, options)
+        runtime.start(app=create_app(runtime) if options.http else None)
     except TransportError as error:
         return _fail(str(error))
     children = [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",

@@ -1,4 +1,4 @@
-"""The monitoring blueprint through Flask's test client, on a stand-in transport (no broker):
+"""The monitoring app through Flask's test client, on a stand-in transport (no broker):
 credentials and roles, endpoints an operator opens, a broker that is down, the audit file."""
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from openapi_spec_validator import validate
 from esb.audit import AuditLog
 from esb.credentials import Credentials
 from esb.journal import Journal
-from esb.monitoring import OPENAPI, monitoring_blueprint
+from esb.monitoring import OPENAPI, create_app
 from esb.routes import Config, Destination, Endpoint, Route
 from esb.transport import BrokerUnavailable, DeadLetter
 from esb.transport.topology import Topology
-from esb.web import create_app
 
 ROUTE = Route("orders", Endpoint("rest", {}), (Destination("wms", Endpoint("rest", {})),))
 
@@ -86,14 +85,13 @@ def runtime(tmp_path):
         transport=StandInTransport(),
         journal=journal,
         options=SimpleNamespace(credentials=credentials, data_dir=tmp_path),
+        readiness_checks=lambda: {"broker": lambda: None},
     )
     journal.close()
 
 
 def client(runtime, **options):
-    app = create_app()
-    app.register_blueprint(monitoring_blueprint(runtime, **options))
-    return app.test_client()
+    return create_app(runtime, **options).test_client()
 
 
 def bearer(key):
