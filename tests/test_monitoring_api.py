@@ -219,3 +219,13 @@ def test_every_admin_action_is_one_json_line_with_who_what_when_and_outcome(runt
     assert lines[0]["outcome"] == {"count": 1, "ids": ["id-1"], "missing": ["id-9"]}
     assert lines[1]["outcome"]["count"] == 4 and lines[1]["at"].endswith("+00:00")
     assert audit.entries(1)[0]["action"] == "dead-letters.purge"
+
+
+def test_readiness_says_what_fails_to_viewers_only_unless_opened_for_probes(runtime):
+    guarded = client(runtime)
+    assert guarded.get("/readyz").status_code == 401
+    assert guarded.get("/readyz", headers=bearer("sender-key")).status_code == 403
+    ready = guarded.get("/readyz", headers=bearer("viewer-key"))
+    assert ready.status_code == 200 and ready.json["checks"] == ["broker"]
+
+    assert client(runtime, open_endpoints={"readyz"}).get("/readyz").status_code == 200
