@@ -4,11 +4,12 @@ journals and audits it the same way for the API and the CLI."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, g, jsonify, request
 
 from esb import metrics
-from esb.admin import AdminService
-from esb.journal import Journal
+from esb.admin import AdminService, DeadLetterAction
 from esb.monitoring.arguments import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -25,13 +26,15 @@ def add_api_views(
     blueprint: Blueprint,
     service: AdminService,
     access: Access,
-    journal: Journal,
     queues: metrics.QueueCollector,
 ) -> None:
     """Register the `/api/...` views on `blueprint`. An unknown route, destination or message id
     raises `NotFound` (the blueprint answers 404), a broker failure `TransportError` (503)."""
     requires = access.requires
-    transport, config = service.transport, service.config
+    transport, config, journal = service.transport, service.config, service.journal
+
+    def destination_query(name: str) -> str | None:
+        return service.destination(name, request.args.get("destination"))
 
     # --- reading ------------------------------------------------------------------------------
     @blueprint.get("/api/openapi.json")
@@ -62,8 +65,7 @@ def add_api_views(
     @blueprint.get("/api/routes/<name>/dead-letters")
     @requires("viewer")
     def dead_letters(name: str):
-        service.route(name)
-        destination = service.destination(name, request.args.get("destination"))
+        destination = destination_query(name)
         offset = int_argument("offset", 0, 0, None)
         limit = int_argument("limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         letters = service.dead_letters(name, destination, limit=offset + limit + 1)
@@ -82,8 +84,7 @@ def add_api_views(
     @blueprint.get("/api/routes/<name>/dead-letters/<message_id>")
     @requires("viewer")
     def dead_letter(name: str, message_id: str):
-        service.route(name)
-        destination = service.destination(name, request.args.get("destination"))
+        destination = destination_query(name)
         return jsonify(service.dead_letter(name, message_id, destination).as_dict())
 
     @blueprint.get("/api/trace")
@@ -107,37 +108,32 @@ def add_api_views(
         return jsonify(entries=service.audit.entries(int_argument("limit", 100, 1, 10_000)))
 
     # --- admin actions ------------------------------------------------------------------------
+    def on_selection(change: Callable[..., DeadLetterAction], name: str):
+        service.route(name)  # an unknown route is a 404 before the body is read
+        ids, destination = selection(service, name)
+        return jsonify(change(name, destination, ids, actor=actor()).as_dict())
+
     @blueprint.post("/api/routes/<name>/dead-letters/replay")
     @requires("admin")
     def replay_many(name: str):
-        service.route(name)
-        ids, destination = selection(service, name)
-        return jsonify(service.replay(name, destination, ids, actor=actor()).as_dict())
+        return on_selection(service.replay, name)
 
     @blueprint.post("/api/routes/<name>/dead-letters/purge")
     @requires("admin")
     def purge_many(name: str):
-        service.route(name)
-        ids, destination = selection(service, name)
-        return jsonify(service.purge(name, destination, ids, actor=actor()).as_dict())
+        return on_selection(service.purge, name)
 
     @blueprint.post("/api/routes/<name>/dead-letters/<message_id>/replay")
     @requires("admin")
     def replay_one(name: str, message_id: str):
-        service.route(name)
-        destination = service.destination(name, request.args.get("destination"))
-        return jsonify(service.replay(name, destination, [message_id], actor=actor()).as_dict())
+        return jsonify(service.replay(name, destination_query(name), [message_id], actor=actor()).as_dict())
 
     @blueprint.post("/api/routes/<name>/pause")
     @requires("admin")
     def pause(name: str):
-        service.route(name)
-        destination = service.destination(name, request.args.get("destination"))
-        return jsonify(service.pause(name, destination, actor=actor()).as_dict())
+        return jsonify(service.pause(name, destination_query(name), actor=actor()).as_dict())
 
     @blueprint.post("/api/routes/<name>/resume")
     @requires("admin")
     def resume(name: str):
-        service.route(name)
-        destination = service.destination(name, request.args.get("destination"))
-        return jsonify(service.resume(name, destination, actor=actor()).as_dict())
+        return jsonify(service.resume(name, destination_query(name), actor=actor()).as_dict())

@@ -80,7 +80,7 @@ def monitoring_blueprint(
         return jsonify(error="not_found", message=str(error)), 404
 
     add_health_views(blueprint, access, queues)
-    add_api_views(blueprint, service, access, bus.journal, queues)
+    add_api_views(blueprint, service, access, queues)
     add_dashboard_view(blueprint)
     return blueprint
 
