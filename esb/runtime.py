@@ -1,6 +1,7 @@
 """The route runtime: wires sources, the pipeline, validation, the transport, sinks, the journal
 and the HTTP app together for every route of a `Config`. `esb run` starts one; tests start one
-in-process on a free port.
+in-process on a free port. The HTTP app is given to `start()`: the monitoring app is built on
+top of a runtime (`esb.monitoring.create_app(runtime)`), never imported here.
 
 Inbound: `submit(route, raw)` = decode, map, validate, filter (esb.pipeline), de-duplicate by
 idempotency key, publish confirmed to every destination that passed its filter; the answer
