@@ -1,4 +1,6 @@
 """The `esb` command line. The only module (with the monitoring app) that knows about terminals.
+It builds the HTTP app of `esb run` from the runtime (`esb.monitoring.create_app`); `esb dlq`
+(esb.cli_dlq) acts through `esb.admin`, as the admin API does.
 
 Each sub-command is a `_cmd_<name>(args) -> int` function; exit codes: 0 ok, 1 problems found
 or the command failed with a clear message, 2 usage errors (argparse).
@@ -168,6 +170,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "prometheus")
         (data_dir / "prometheus").mkdir(parents=True, exist_ok=True)
     from esb import metrics
+    from esb.monitoring import create_app
     from esb.runtime import Runtime, RuntimeOptions
 
     if not consumer_only:
@@ -185,7 +188,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
     try:
-        runtime = Runtime(config, options).start()
+        runtime = Runtime(config, options)
+        runtime.start(app=create_app(runtime) if options.http else None)
     except TransportError as error:
         return _fail(str(error))
     children = [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
@@ -252,45 +256,12 @@ def _cmd_topology(args: argparse.Namespace) -> int:
 
 
 def _cmd_dlq(args: argparse.Namespace) -> int:
-    """Dead letters of a route (all its queues, or one destination's): list, show, replay, purge."""
-    from esb import jsonfmt
-    from esb.transport import TransportError, create_transport
+    """Dead letters of a route (all its queues, or one destination's): see esb.cli_dlq."""
+    from esb.cli_dlq import run_dlq
 
     config = _load_config(args)
-    if args.action in ("replay", "purge") and not (args.message_id or args.all):
-        return _fail(f"dlq {args.action}: say which messages, --id ID or --all")
-    ids = [args.message_id] if args.message_id else None
-    where = f"{args.route}/{args.destination}" if args.destination else args.route
-    url, data_dir = _broker_and_data_dir(args, config)
-    try:
-        transport = create_transport(url, config, data_dir=data_dir)
-        if args.action in ("list", "show"):
-            letters = [d for d in transport.dead_letters(args.route, args.destination)
-                       if ids is None or d.message_id in ids]
-            if ids and not letters:
-                return _fail(f"no dead letter with id {args.message_id} in {where}")
-            if args.action == "show":
-                shown = [d.as_dict() for d in letters]
-                print(jsonfmt.pretty(shown[0] if ids else shown))
-                return 0
-            for d in letters:
-                s = d.summary()
-                print(f"{s['id']}  {s['destination'] or '(inbound)'}  attempts={s['attempts']}  "
-                      f"{s['reason'] or '-'}  {s['last_failed_at'] or '-'}  {(s['last_error'] or '')[:100]}")
-            print(f"{len(letters)} dead letter(s) in {where}", file=sys.stderr)
-            return 0
-        if args.action == "replay":
-            count = transport.replay_dead_letters(args.route, args.destination, ids=ids)
-        else:
-            count = transport.purge_dead_letters(args.route, args.destination, ids=ids)
-    except KeyError as error:
-        return _fail(str(error.args[0]) if error.args else str(error))
-    except TransportError as error:
-        return _fail(str(error))
-    if ids and not count:
-        return _fail(f"no dead letter with id {args.message_id} in {where}")
-    print(f"{'replayed' if args.action == 'replay' else 'purged'} {count} dead letter(s) of {where}")
-    return 0
+    broker_url, data_dir = _broker_and_data_dir(args, config)
+    return run_dlq(args, config, broker_url=broker_url, data_dir=data_dir)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -378,13 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     topology.add_argument("action", choices=["show", "declare"])
     topology.add_argument("--broker", help="broker URL (default: $ESB_BROKER_URL)")
 
-    dlq = command("dlq", "list, show, replay or purge dead-lettered messages", _cmd_dlq)
-    dlq.add_argument("action", choices=["list", "show", "replay", "purge"])
-    dlq.add_argument("route")
-    dlq.add_argument("destination", nargs="?")
-    dlq.add_argument("--id", dest="message_id", help="only the message with this id")
-    dlq.add_argument("--all", action="store_true", help="every message (replay, purge)")
-    dlq.add_argument("--broker", help="broker URL (default: $ESB_BROKER_URL)")
+    from esb.cli_dlq import add_dlq_arguments
+
+    add_dlq_arguments(command("dlq", "list, show, replay or purge dead-lettered messages", _cmd_dlq))
 
     demo = command("demo", "a simulated ERP and WMS wired through the bus (the shipped routes and their "
                    "sample traffic); --once prints a summary and exits 0 when every flow delivered",

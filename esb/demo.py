@@ -40,6 +40,7 @@ from flask import Flask, jsonify, request
 
 from esb.config import load_config
 from esb.credentials import Credentials, Principal, digest
+from esb.monitoring import create_app
 from esb.routes import Config
 from esb.runtime import Runtime, RuntimeOptions
 from esb.web import HttpServer
@@ -242,7 +243,7 @@ class Demo:
                                  credentials=credentials, transport_options={})
         self.runtime = _DemoRuntime(self.config, options)
         try:
-            self.runtime.start()
+            self.runtime.start(app=create_app(self.runtime))
         except BaseException:
             self.stop()
             raise

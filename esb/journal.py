@@ -32,6 +32,15 @@ DEFAULT_RETENTION_DAYS = 30.0
 DEFAULT_FLUSH_INTERVAL = 0.2
 """Seconds between two batched writes of the queued entries."""
 
+JOURNAL_FILE_NAME = "journal.sqlite"
+"""The journal's file in the data directory when no PostgreSQL DSN is configured."""
+
+ERROR_STEPS = ("rejected", "retried", "dead_lettered")
+"""The steps that count as a route's errors (`last_errors`)."""
+
+LAST_ERROR_WINDOW = 86400.0
+"""Seconds back `last_errors` searches by default."""
+
 _PURGE_EVERY = 3600.0  # seconds between two retention sweeps
 
 _COLUMNS = ("message_id", "correlation_id", "route", "destination", "step", "detail", "at", "at_epoch")
@@ -183,6 +192,19 @@ class Journal:
         with closing(self._connect()) as connection:
             rows = connection.cursor().execute(sql, (value,)).fetchall()
         return [TraceEntry(*row) for row in rows]
+
+    def last_errors(self, window: float = LAST_ERROR_WINDOW) -> dict[str, dict[str, Any]]:
+        """{route: its newest rejected, retried or dead-lettered entry of the last `window` seconds},
+        each as {destination, step, detail, at}; routes without an error in the window are absent."""
+        sql = (f"SELECT route, destination, step, detail, at FROM esb_trace"
+               f" WHERE step IN ({self._database.params(len(ERROR_STEPS))})"
+               f" AND at_epoch >= {self._placeholder} ORDER BY at_epoch DESC LIMIT 1000")
+        with closing(self._connect()) as connection:
+            rows = connection.cursor().execute(sql, (*ERROR_STEPS, time.time() - window)).fetchall()
+        newest: dict[str, dict[str, Any]] = {}
+        for route, destination, step, detail, at in rows:
+            newest.setdefault(route, {"destination": destination, "step": step, "detail": detail, "at": at})
+        return newest
 
     def delete_older_than(self, seconds: float) -> int:
         """Delete entries older than `seconds`; returns how many were deleted."""

@@ -1,6 +1,7 @@
 """The route runtime: wires sources, the pipeline, validation, the transport, sinks, the journal
 and the HTTP app together for every route of a `Config`. `esb run` starts one; tests start one
-in-process on a free port.
+in-process on a free port. The HTTP app is given to `start()`: the monitoring app is built on
+top of a runtime (`esb.monitoring.create_app(runtime)`), never imported here.
 
 Inbound: `submit(route, raw)` = decode, map, validate, filter (esb.pipeline), de-duplicate by
 idempotency key, publish confirmed to every destination that passed its filter; the answer
@@ -19,20 +20,22 @@ import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb import metrics
 from esb.credentials import Credentials
 from esb.errors import InputError, Unavailable
 from esb.idempotency import IdempotencyStore
-from esb.journal import Journal
+from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.logs import message_fields
-from esb.monitoring import monitoring_blueprint
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
 from esb.transport import Delivery, PublishError, Transport, TransportEvents, create_transport
-from esb.web import HttpServer, create_app
+from esb.web import HttpServer, ReadinessCheck, create_app
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("esb.runtime")
 
@@ -93,7 +96,7 @@ class Runtime:
             validator = default_registry()
         self._validate = validator.validate
         options.data_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(options.journal or options.data_dir / "journal.sqlite")
+        self.journal = Journal(options.journal or options.data_dir / JOURNAL_FILE_NAME)
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
                              **options.transport_options}
@@ -102,9 +105,7 @@ class Runtime:
                                                                                   metrics.MetricsEvents()),
                                                      **transport_options)
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
-        self.app = create_app(readiness={"broker": self._broker_ready, "journal": self._journal_ready,
-                                         "pollers": self._pollers_ready})
-        self.app.register_blueprint(monitoring_blueprint(self))
+        self.app: Flask | None = None  # the HTTP app, given to start() (or a bare one made there)
         self.sources: list[Source] = []
         self.sinks: list[Sink] = []
         self.server: HttpServer | None = None
@@ -168,8 +169,14 @@ class Runtime:
         return self.scheduler
 
     # --- running ----------------------------------------------------------------------------
-    def start(self, timeout: float = 30.0) -> Runtime:
-        """Connect, declare, consume, mount sources, then open the HTTP port; returns self."""
+    def start(self, timeout: float = 30.0, *, app: Flask | None = None) -> Runtime:
+        """Connect, declare, consume, mount sources on `app`, then serve it; returns self.
+
+        `app` is the HTTP app to serve: `esb run` and the demo pass the monitoring app
+        (`esb.monitoring.create_app(runtime)`, built on `readiness_checks()` and the transport,
+        journal and config of this runtime); without one, a bare app of the inbound endpoints
+        and `/healthz`, `/readyz` (`esb.web.create_app`) is served."""
+        self.app = app if app is not None else create_app(readiness=self.readiness_checks())
         if self.options.consumers:
             for route in self.config.routes:
                 for destination in route.destinations:
@@ -307,6 +314,10 @@ class Runtime:
                               f"{error}")
 
     # --- readiness --------------------------------------------------------------------------
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        """The checks `/readyz` runs: the broker, the journal, the pollers."""
+        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready}
+
     def _broker_ready(self) -> str | None:
         # the transport declares its topology on every (re)connect, before it reports connected
         return None if self.transport.connected else "not connected to the broker (topology not declared)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -92,3 +93,22 @@ def test_a_journal_that_cannot_be_opened_fails_at_once(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(Exception):  # noqa: B017 - sqlite3 or OS error, either is a clear failure
         Journal(blocker / "journal.sqlite")
+
+
+def test_last_errors_gives_each_route_its_newest_error_of_the_window(journal_target):
+    journal = Journal(journal_target)
+    route, quiet = f"r-{uuid.uuid4().hex[:8]}", f"q-{uuid.uuid4().hex[:8]}"
+    now = time.time()
+    journal.record("retried", message_id="m1", route=route, destination="wms", detail="HTTP 503", at=now - 2)
+    journal.record("dead_lettered", message_id="m1", route=route, destination="wms", detail="HTTP 400",
+                   at=now - 1)
+    journal.record("delivered", message_id="m2", route=route, destination="wms", at=now)
+    journal.record("rejected", message_id="m3", route=quiet, detail="too old", at=now - 7200)
+    assert journal.flush()
+
+    errors = journal.last_errors(window=3600)
+    journal.close()
+
+    assert errors[route]["step"] == "dead_lettered" and errors[route]["detail"] == "HTTP 400"
+    assert errors[route]["destination"] == "wms" and errors[route]["at"].endswith("+00:00")
+    assert quiet not in errors

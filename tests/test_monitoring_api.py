@@ -1,4 +1,4 @@
-"""The monitoring blueprint through Flask's test client, on a stand-in transport (no broker):
+"""The monitoring app through Flask's test client, on a stand-in transport (no broker):
 credentials and roles, endpoints an operator opens, a broker that is down, the audit file."""
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from openapi_spec_validator import validate
 from esb.audit import AuditLog
 from esb.credentials import Credentials
 from esb.journal import Journal
-from esb.monitoring import OPENAPI, monitoring_blueprint
+from esb.monitoring import OPENAPI, create_app
 from esb.routes import Config, Destination, Endpoint, Route
 from esb.transport import BrokerUnavailable, DeadLetter
 from esb.transport.topology import Topology
-from esb.web import create_app
 
 ROUTE = Route("orders", Endpoint("rest", {}), (Destination("wms", Endpoint("rest", {})),))
 
@@ -86,14 +85,13 @@ def runtime(tmp_path):
         transport=StandInTransport(),
         journal=journal,
         options=SimpleNamespace(credentials=credentials, data_dir=tmp_path),
+        readiness_checks=lambda: {"broker": lambda: None},
     )
     journal.close()
 
 
 def client(runtime, **options):
-    app = create_app()
-    app.register_blueprint(monitoring_blueprint(runtime, **options))
-    return app.test_client()
+    return create_app(runtime, **options).test_client()
 
 
 def bearer(key):
@@ -221,3 +219,13 @@ def test_every_admin_action_is_one_json_line_with_who_what_when_and_outcome(runt
     assert lines[0]["outcome"] == {"count": 1, "ids": ["id-1"], "missing": ["id-9"]}
     assert lines[1]["outcome"]["count"] == 4 and lines[1]["at"].endswith("+00:00")
     assert audit.entries(1)[0]["action"] == "dead-letters.purge"
+
+
+def test_readiness_says_what_fails_to_viewers_only_unless_opened_for_probes(runtime):
+    guarded = client(runtime)
+    assert guarded.get("/readyz").status_code == 401
+    assert guarded.get("/readyz", headers=bearer("sender-key")).status_code == 403
+    ready = guarded.get("/readyz", headers=bearer("viewer-key"))
+    assert ready.status_code == 200 and ready.json["checks"] == ["broker"]
+
+    assert client(runtime, open_endpoints={"readyz"}).get("/readyz").status_code == 200

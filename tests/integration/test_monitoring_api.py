@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from esb import metrics
 from esb.config import load_config
 from esb.credentials import Credentials
+from esb.monitoring import create_app
 from esb.runtime import Runtime, RuntimeOptions
 from tests.integration.test_rest_runtime import ORDER, SENDER_KEY, _delete_queues, post, target, write_routes
 
@@ -27,12 +28,13 @@ ADMIN_KEY = "admin-secret"
 
 
 def start_monitored_bus(tmp_path, route: str, target_url: str, broker_url: str) -> Runtime:
-    """A bus (the runtime wires metrics and the monitoring blueprint itself)."""
+    """A bus serving the monitoring app built from it, as `esb run` does."""
     config = load_config(write_routes(tmp_path, route, target_url, broker_url, attempts=2))
     keys = f"erp:sender={route}:{SENDER_KEY};grafana:viewer:{VIEWER_KEY};ops:admin:{ADMIN_KEY}"
     options = RuntimeOptions(broker_url=broker_url, data_dir=tmp_path / "data", port=0,
                              credentials=Credentials.from_environment({"ESB_API_KEYS": keys}))
-    return Runtime(config, options).start()
+    runtime = Runtime(config, options)
+    return runtime.start(app=create_app(runtime))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import requests
 
 from esb.config import load_config
 from esb.credentials import Credentials, Principal, digest
+from esb.monitoring import create_app
 from esb.runtime import Runtime, RuntimeOptions
 from tests.conftest import PROJECT
 
@@ -117,7 +118,8 @@ def bus(tmp_path, unique_name, target, broker_url):
         options = RuntimeOptions(broker_url=broker_url, data_dir=tmp_path / "data", port=0,
                                  credentials=Credentials.from_environment(
                                      {"ESB_API_KEYS": f"erp:sender={unique_name}:{SENDER_KEY}"}))
-        runtime = Runtime(config, options).start()
+        runtime = Runtime(config, options)
+        runtime.start(app=create_app(runtime))  # as `esb run` serves it: /readyz for viewers only
         started.append(runtime)
         return runtime
 

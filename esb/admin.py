@@ -1,0 +1,180 @@
+"""Admin actions on a bus: dead letters (list, show, replay, purge), pause and resume, traces.
+
+One service for every way in, the HTTP admin API (`esb.monitoring`) and the CLI (`esb dlq`), so
+that both check names the same way, journal the same steps and write the same audit entries:
+each replay or purge journals a `replayed`/`purged` step per message it touched ("by <actor>"),
+and every action (refused and failed ones included) is one audit entry with who, what, the
+target and the outcome. Reads are neither journaled nor audited.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from typing import Any
+
+from esb.audit import AuditLog
+from esb.errors import NotFound
+from esb.journal import Journal, TraceEntry
+from esb.routes import Config, Route
+from esb.transport import DeadLetter, Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: an API key's name (with the caller's address) or `cli:<os user>`."""
+
+    name: str
+    address: str | None = None
+
+    @classmethod
+    def command_line(cls) -> Actor:
+        """The operating-system user running the `esb` command."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER: still say it was the CLI
+            user = "unknown"
+        return cls(f"cli:{user}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterAction:
+    """What a replay or purge did: `ids` touched, `missing` asked for but not there."""
+
+    action: str  # "replay" or "purge"
+    route: str
+    destination: str | None
+    count: int
+    ids: list[str]
+    missing: list[str]
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "route": self.route, "destination": self.destination,
+                "count": self.count, "ids": self.ids, "missing": self.missing, "audit": self.audit}
+
+
+@dataclass(frozen=True, slots=True)
+class PauseAction:
+    """What a pause or resume changed, and what of the route is paused now."""
+
+    action: str  # "pause" or "resume"
+    route: str
+    destinations: list[str]
+    paused: list[str]
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "route": self.route, "destinations": self.destinations,
+                "paused": self.paused, "audit": self.audit}
+
+
+class AdminService:
+    """Admin actions on the routes of `config`, carried out on `transport`, journaled in `journal`
+    and audited in `audit`. Unknown routes, destinations and message ids raise `NotFound`;
+    broker failures raise the transport's `TransportError` (a failed action is audited first)."""
+
+    def __init__(self, *, transport: Transport, journal: Journal, audit: AuditLog, config: Config):
+        self.transport = transport
+        self.journal = journal
+        self.audit = audit
+        self.config = config
+
+    # --- names --------------------------------------------------------------------------------
+    def route(self, name: str) -> Route:
+        return find_route(self.config, name)
+
+    def destination(self, route: str, name: str | None) -> str | None:
+        """`name` when it is a destination of `route`; None (every one) for None or ""."""
+        model = self.route(route)
+        if name and name not in [d.name for d in model.destinations]:
+            raise NotFound(f'route "{route}" has no destination "{name}"')
+        return name or None
+
+    # --- reading ------------------------------------------------------------------------------
+    def dead_letters(self, route: str, destination: str | None = None, *,
+                     limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters of a route (every destination and its raw inbound input) or of one
+        destination, oldest first, at most `limit`."""
+        destination = self.destination(route, destination)
+        return self.transport.dead_letters(route, destination, limit=limit)
+
+    def dead_letter(self, route: str, message_id: str, destination: str | None = None) -> DeadLetter:
+        for letter in self.dead_letters(route, destination):
+            if letter.message_id == message_id:
+                return letter
+        raise NotFound(f'no dead letter "{message_id}" in route "{route}"')
+
+    def trace(self, *, message_id: str | None = None, correlation_id: str | None = None) -> list[TraceEntry]:
+        """Every journaled step of a message or of a correlation id, oldest first (what was
+        recorded up to now: the journal is flushed first)."""
+        self.journal.flush(2.0)
+        return self.journal.trace(message_id=message_id, correlation_id=correlation_id)
+
+    # --- actions ------------------------------------------------------------------------------
+    def replay(self, route: str, destination: str | None, ids: list[str] | None, *,
+               actor: Actor) -> DeadLetterAction:
+        """Send dead letters (`ids`, or all for None) back to their destination's work queue."""
+        return self._replay_or_purge("replay", route, destination, ids, actor)
+
+    def purge(self, route: str, destination: str | None, ids: list[str] | None, *,
+              actor: Actor) -> DeadLetterAction:
+        """Delete dead letters (`ids`, or all for None) for good."""
+        return self._replay_or_purge("purge", route, destination, ids, actor)
+
+    def pause(self, route: str, destination: str | None = None, *, actor: Actor) -> PauseAction:
+        """Stop consuming a route's destinations (or one); messages wait in their queues."""
+        return self._pause_or_resume("pause", route, destination, actor)
+
+    def resume(self, route: str, destination: str | None = None, *, actor: Actor) -> PauseAction:
+        return self._pause_or_resume("resume", route, destination, actor)
+
+    def record_refusal(self, actor: Actor, action: str, target: dict[str, Any],
+                       reason: str) -> dict[str, Any]:
+        """Audit an action that was refused before it started (e.g. a caller who is not an admin)."""
+        return self._audit(actor, action, target, {"refused": reason})
+
+    def _replay_or_purge(self, action: str, route: str, destination: str | None, ids: list[str] | None,
+                         actor: Actor) -> DeadLetterAction:
+        destination = self.destination(route, destination)
+        present = {letter.message_id for letter in self.transport.dead_letters(route, destination)}
+        target = {"route": route, "destination": destination, "ids": ids if ids is not None else "all"}
+        transport = self.transport
+        change = transport.replay_dead_letters if action == "replay" else transport.purge_dead_letters
+        try:
+            count = change(route, destination, ids=ids)
+        except Exception as error:
+            failed = {"failed": f"{type(error).__name__}: {error}"}
+            self._audit(actor, f"dead-letters.{action}", target, failed)
+            raise
+        done = [i for i in ids if i in present] if ids is not None else sorted(i for i in present if i)
+        step = "replayed" if action == "replay" else "purged"
+        for message_id in done:
+            self.journal.record(step, message_id=message_id, route=route, destination=destination,
+                                detail=f"by {actor.name}")
+        missing = [i for i in ids if i not in present] if ids is not None else []
+        outcome = {"count": count, "ids": done, "missing": missing}
+        entry = self._audit(actor, f"dead-letters.{action}", target, outcome)
+        return DeadLetterAction(action, route, destination, count, done, missing, entry)
+
+    def _pause_or_resume(self, action: str, route: str, destination: str | None,
+                         actor: Actor) -> PauseAction:
+        destination = self.destination(route, destination)
+        change = self.transport.pause if action == "pause" else self.transport.resume
+        destinations = change(route, destination)
+        target = {"route": route, "destination": destination}
+        entry = self._audit(actor, f"route.{action}", target, {"destinations": destinations})
+        return PauseAction(action, route, destinations, sorted(self.transport.paused(route)), entry)
+
+    def _audit(self, actor: Actor, action: str, target: dict[str, Any],
+               outcome: dict[str, Any]) -> dict[str, Any]:
+        return self.audit.record(who=actor.name, action=action, target=target, outcome=outcome,
+                                 address=actor.address)
+
+
+def find_route(config: Config, name: str) -> Route:
+    """The route called `name`; `NotFound` ("did you mean ...?") when there is none."""
+    try:
+        return config.route(name)
+    except KeyError as error:
+        raise NotFound(str(error.args[0])) from None

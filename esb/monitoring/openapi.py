@@ -1,0 +1,343 @@
+"""The OpenAPI 3 document of the admin API (`GET /api/openapi.json`); the schemathesis test
+checks every answer of the app against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esb.monitoring.arguments import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+
+def _answer(description: str, schema: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description}
+    if schema:
+        answer["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return answer
+
+
+def _operation(
+    summary: str,
+    role: str,
+    ok: dict[str, Any],
+    *,
+    parameters: tuple[str, ...] = (),
+    body: bool = False,
+    missing: bool = True,
+) -> dict[str, Any]:
+    responses = {"200": ok, "401": _answer("No valid key", "Error"), "403": _answer(f"Not a {role}", "Error")}
+    if missing:
+        responses["404"] = _answer("Unknown route, destination or message", "Error")
+    if body or parameters:
+        responses["400"] = _answer("Bad parameters", "Error")
+    if role == "admin" or "route" in parameters:
+        responses["503"] = _answer("The broker cannot be reached", "Error")
+    operation: dict[str, Any] = {
+        "summary": f"{summary} (role: {role})",
+        "responses": responses,
+        "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in parameters],
+    }
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Selection"}}},
+        }
+    return operation
+
+
+_OBJECT = {"type": "object", "additionalProperties": True}
+_TEXT_OR_NULL = {"type": "string", "nullable": True}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "esb admin API",
+        "version": "1",
+        "description": "Routes, dead letters, message traces and the audit log of the bus. Send a key "
+        "as `Authorization: Bearer <key>` or `X-API-Key: <key>`; `viewer` reads, "
+        "`admin` also replays and purges (every admin action is audited).",
+    },
+    "security": [{"bearer": []}, {"apiKey": []}],
+    "paths": {
+        "/metrics": {
+            "get": {
+                **_operation(
+                    "Prometheus metrics",
+                    "viewer",
+                    {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    missing=False,
+                )
+            }
+        },
+        "/api/whoami": {
+            "get": _operation(
+                "Who the key belongs to", "viewer", _answer("The caller", "Whoami"), missing=False
+            )
+        },
+        "/api/routes": {
+            "get": _operation(
+                "Every route with its state and counters",
+                "viewer",
+                _answer("The routes", "Routes"),
+                missing=False,
+            )
+        },
+        "/api/routes/{route}": {
+            "get": _operation("One route", "viewer", _answer("The route", "Route"), parameters=("route",))
+        },
+        "/api/routes/{route}/dead-letters": {
+            "get": _operation(
+                "A page of dead letters (every destination and raw inbound input, or one destination)",
+                "viewer",
+                _answer("A page", "DeadLetterPage"),
+                parameters=("route", "destination", "offset", "limit"),
+            )
+        },
+        "/api/routes/{route}/dead-letters/{message_id}": {
+            "get": _operation(
+                "One dead letter with its headers and body",
+                "viewer",
+                _answer("The dead letter", "DeadLetter"),
+                parameters=("route", "message_id", "destination"),
+            )
+        },
+        "/api/routes/{route}/dead-letters/{message_id}/replay": {
+            "post": _operation(
+                "Send one dead letter back to its destination's work queue",
+                "admin",
+                _answer("Done", "Done"),
+                parameters=("route", "message_id", "destination"),
+            )
+        },
+        "/api/routes/{route}/dead-letters/replay": {
+            "post": _operation(
+                "Replay some (ids) or all dead letters of a route or destination",
+                "admin",
+                _answer("Done", "Done"),
+                parameters=("route",),
+                body=True,
+            )
+        },
+        "/api/routes/{route}/dead-letters/purge": {
+            "post": _operation(
+                "Delete some (ids) or all dead letters of a route or destination",
+                "admin",
+                _answer("Done", "Done"),
+                parameters=("route",),
+                body=True,
+            )
+        },
+        "/api/routes/{route}/pause": {
+            "post": _operation(
+                "Stop consuming a route's destinations (or one): messages wait in their queues",
+                "admin",
+                _answer("Paused", "PauseResult"),
+                parameters=("route", "destination"),
+            )
+        },
+        "/api/routes/{route}/resume": {
+            "post": _operation(
+                "Consume a paused route's destinations (or one) again",
+                "admin",
+                _answer("Resumed", "PauseResult"),
+                parameters=("route", "destination"),
+            )
+        },
+        "/api/trace": {
+            "get": _operation(
+                "Every hop of a message, or of all messages of a correlation id",
+                "viewer",
+                _answer("The hops, oldest first", "Trace"),
+                parameters=("message_id_query", "correlation_id"),
+            )
+        },
+        "/api/audit": {
+            "get": _operation(
+                "The newest audit entries, newest first",
+                "admin",
+                _answer("Entries", "Audit"),
+                parameters=("limit",),
+                missing=False,
+            )
+        },
+        "/api/openapi.json": {
+            "get": _operation(
+                "This document",
+                "viewer",
+                {"description": "OpenAPI 3", "content": {"application/json": {"schema": _OBJECT}}},
+                missing=False,
+            )
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
+        "parameters": {
+            "route": {"name": "route", "in": "path", "required": True, "schema": {"type": "string"}},
+            "message_id": {
+                "name": "message_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+            },
+            "destination": {
+                "name": "destination",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "One destination of the route",
+            },
+            "offset": {
+                "name": "offset",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 0, "default": 0},
+            },
+            "limit": {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE_SIZE,
+                    "default": DEFAULT_PAGE_SIZE,
+                },
+            },
+            "message_id_query": {
+                "name": "message_id",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "Give exactly one of message_id and correlation_id (else 400)",
+            },
+            "correlation_id": {
+                "name": "correlation_id",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "Give exactly one of message_id and correlation_id (else 400)",
+            },
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "message"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+            },
+            "Whoami": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "admin": {"type": "boolean"},
+                    "roles": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "Counters": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "received, published, delivered, retried, dead_lettered, rejected",
+            },
+            "Route": {
+                "type": "object",
+                "required": ["name", "state", "counters", "destinations"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "source": {"type": "string"},
+                    "state": {
+                        "type": "string",
+                        "enum": ["running", "degraded", "paused", "stopped", "disconnected", "unknown"],
+                    },
+                    "counters": {"$ref": "#/components/schemas/Counters"},
+                    "last_success": {"type": "number", "nullable": True, "description": "Unix time"},
+                    "last_error": {"type": "object", "nullable": True, "additionalProperties": True},
+                    "dead_letter_depth": {"type": "integer", "nullable": True},
+                    "destinations": {"type": "array", "items": _OBJECT},
+                },
+            },
+            "Routes": {
+                "type": "object",
+                "properties": {
+                    "broker_connected": {"type": "boolean"},
+                    "routes": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}},
+                },
+            },
+            "DeadLetterSummary": {
+                "type": "object",
+                "properties": {
+                    "id": _TEXT_OR_NULL,
+                    "correlation_id": _TEXT_OR_NULL,
+                    "route": {"type": "string"},
+                    "destination": _TEXT_OR_NULL,
+                    "attempts": {"type": "integer"},
+                    "reason": _TEXT_OR_NULL,
+                    "last_error": _TEXT_OR_NULL,
+                    "last_failed_at": _TEXT_OR_NULL,
+                    "dead_lettered_at": _TEXT_OR_NULL,
+                },
+            },
+            "DeadLetter": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/DeadLetterSummary"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "headers": _OBJECT,
+                            "body": {},
+                            "type": _TEXT_OR_NULL,
+                            "content_type": _TEXT_OR_NULL,
+                        },
+                    },
+                ]
+            },
+            "DeadLetterPage": {
+                "type": "object",
+                "properties": {
+                    "offset": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "next_offset": {"type": "integer", "nullable": True},
+                    "total": {"type": "integer", "nullable": True},
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetterSummary"}},
+                },
+            },
+            "Selection": {
+                "type": "object",
+                "properties": {
+                    "ids": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                    "all": {"type": "boolean", "enum": [True]},
+                    "destination": {"type": "string", "nullable": True},
+                },
+                "oneOf": [{"required": ["ids"]}, {"required": ["all"]}],
+                "description": 'Either {"ids": [...]} or {"all": true}; "destination" narrows to one.',
+            },
+            "Done": {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string"},
+                    "count": {"type": "integer"},
+                    "ids": {"type": "array", "items": {"type": "string"}},
+                    "missing": {"type": "array", "items": {"type": "string"}},
+                    "audit": _OBJECT,
+                },
+            },
+            "PauseResult": {
+                "type": "object",
+                "required": ["action", "route", "destinations", "paused"],
+                "properties": {
+                    "action": {"type": "string", "enum": ["pause", "resume"]},
+                    "route": {"type": "string"},
+                    "destinations": {"type": "array", "items": {"type": "string"}},
+                    "paused": {"type": "array", "items": {"type": "string"},
+                               "description": "the route's destinations paused now"},
+                    "audit": _OBJECT,
+                },
+            },
+            "Trace": {"type": "object", "properties": {"hops": {"type": "array", "items": _OBJECT}}},
+            "Audit": {"type": "object", "properties": {"entries": {"type": "array", "items": _OBJECT}}},
+        },
+    },
+}
