@@ -116,10 +116,10 @@ EXPRESSION_DOCUMENT = {
 def test_compiled_expressions_give_what_jmespath_gives(expression):
     import jmespath
 
-    from esb.mapping import _Expression
+    from esb.mapping import Expression
 
     expected = jmespath.search(expression, EXPRESSION_DOCUMENT)
-    assert _Expression(expression).search(EXPRESSION_DOCUMENT) == expected
+    assert Expression(expression).search(EXPRESSION_DOCUMENT) == expected
 
 
 def test_an_expression_that_fails_at_run_time_is_a_mapping_error_naming_it(write_mapping):
