@@ -3,7 +3,7 @@
 The file (YAML)::
 
     direction: in                 # in: source format -> canonical; out: canonical -> target format
-    canonical_type: purchase_order   # produced (in) or consumed (out); one of CANONICAL_TYPES
+    canonical_type: purchase_order   # produced (in) or consumed (out); a type of the schema registry
     timezone: Asia/Shanghai       # zone of local times without an offset (default UTC)
     input:                        # "in": the source format and its codec options (esb/codecs)
       format: xml                 # json | xml | csv | fixedwidth
@@ -66,7 +66,6 @@ The package, one concern a module:
 """
 
 from esb.mapping.compiler import (
-    CANONICAL_TYPES,
     DEFAULT_TIMEZONE,
     FIELD_KEYS,
     INPUT_KEYS,
@@ -80,7 +79,7 @@ from esb.mapping.loader import Mapping, check_mapping, load_mapping
 from esb.mapping.nodes import TYPES
 
 __all__ = [
-    "CANONICAL_TYPES", "DEFAULT_TIMEZONE", "FIELD_KEYS", "INPUT_KEYS", "TABLE_KEYS", "TOP_LEVEL_KEYS",
+    "DEFAULT_TIMEZONE", "FIELD_KEYS", "INPUT_KEYS", "TABLE_KEYS", "TOP_LEVEL_KEYS",
     "TYPES", "CompiledMapping", "Expression", "InputScope", "Mapping", "MappingFunctions", "check_mapping",
     "compile_file", "load_mapping",
 ]

@@ -16,16 +16,12 @@ import jmespath.exceptions
 
 from esb import codecs
 from esb.conversions import ConversionError, to_decimal, to_text
+from esb.errors import ConfigError
 from esb.mapping import nodes
 from esb.mapping.expressions import Expression
 from esb.mapping.nodes import UNSET, CodeTable, EachNode, ObjectNode, Step, ValueNode, join_path, show
 from esb.mapping.yamlfile import YamlMap, line_of, plain, read_mapping_file
 from esb.problems import Problem, unknown
-
-CANONICAL_TYPES = ("item", "purchase_order", "inbound_notice", "goods_receipt", "shipment_order",
-                   "shipment_confirmation", "inventory_snapshot", "inventory_adjustment", "stock_count",
-                   "inventory_discrepancy", "alert")
-"""The canonical types of CANONICAL.md; a mapping naming another type is a problem."""
 
 DEFAULT_TIMEZONE = "UTC"
 """Zone of local times without an offset when the mapping declares no ``timezone``."""
@@ -101,10 +97,11 @@ class _Compiler:
                          f'direction must be "in" (source format -> canonical) or "out" (canonical -> '
                          f'target format), not {show(direction)}')
         canonical_type = spec.get("canonical_type")
-        if canonical_type is not None and canonical_type not in CANONICAL_TYPES:
-            self.problem(line_of(spec, "canonical_type"),
-                         unknown("canonical type", str(canonical_type), CANONICAL_TYPES))
-        elif canonical_type is None and direction == "in":
+        if canonical_type is not None:
+            unknown_type = _canonical_type_problem(canonical_type)
+            if unknown_type:
+                self.problem(line_of(spec, "canonical_type"), unknown_type)
+        elif direction == "in":
             self.problem(spec.line, "canonical_type is missing: the canonical type this mapping produces")
         zone_name = spec.get("timezone", DEFAULT_TIMEZONE)
         self.zone = self.timezone(zone_name, spec, "timezone") or self.zone
@@ -348,6 +345,21 @@ class _Compiler:
         if unit is None:
             return None
         return nodes.unit_conversion(name, factors, unit, bool(options.get("divide", False)))
+
+
+def _canonical_type_problem(name: Any) -> str | None:
+    """None when the schema registry (``schemas/``) has the type, else the problem's sentence.
+
+    The registry is the one list of canonical types; it is loaded once per process."""
+    from esb.schemas import default_registry  # here: `esb map` without a canonical type never loads it
+
+    try:
+        known = default_registry().types()
+    except ConfigError as error:
+        count = len(error.problems)
+        return (f'canonical_type "{name}" cannot be checked: the schemas have {count} problem'
+                f'{"s" if count != 1 else ""} (esb check lists them), the first: {error.problems[0]}')
+    return None if name in known else unknown("canonical type", str(name), known)
 
 
 def _inverted(values: dict[str, Any]) -> dict[str, Any] | None:
