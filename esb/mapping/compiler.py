@@ -151,7 +151,7 @@ class _Compiler:
         name = options["format"]
         try:
             codec = codecs.get_codec(str(name))
-        except KeyError as error:
+        except LookupError as error:  # KeyError today, esb.errors.NotFound once the codecs raise it
             self.problem(line_of(options, "format"), f"{key}.format: {error.args[0]}")
             return None
         known = ("format", *mapping_keys, *codec.OPTIONS)
