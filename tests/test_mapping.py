@@ -176,6 +176,23 @@ def test_check_mapping_returns_every_problem_with_its_line_and_suggestions(write
     assert len(found) == len(problems) == 8
 
 
+def test_a_date_format_that_is_not_text_is_a_problem_at_its_line(write_mapping):
+    path = write_mapping("""
+        direction: in
+        canonical_type: item
+        input: {format: json}
+        fields:
+          a: {from: x, type: date, format: 5}
+          b: {from: y, type: datetime, format: ["%d.%m.%Y", 7]}
+          c: {from: z, type: date, format: ["%d.%m.%Y", "%Y%m%d"]}
+    """)
+    problems = check_mapping(path)
+    assert [(p.line, p.what) for p in problems] == [
+        (5, 'a: format is a strptime format ("%d.%m.%Y") or a list of them, not 5'),
+        (6, 'b: format is a strptime format ("%d.%m.%Y") or a list of them, not ["%d.%m.%Y",7]'),
+    ]
+
+
 def a_schema_directory(tmp_path: Path, files: dict[str, str]) -> Path:
     directory = tmp_path / "schemas"
     directory.mkdir()

@@ -315,7 +315,11 @@ class _Compiler:
 
     def type_step(self, spec: YamlMap, kind: str, path: str) -> Step | None:
         formats = spec.get("format", ())
-        formats = (formats,) if isinstance(formats, str) else tuple(formats)
+        formats = (formats,) if isinstance(formats, str) else formats
+        if not isinstance(formats, list | tuple) or not all(isinstance(form, str) for form in formats):
+            self.problem(line_of(spec, "format"), f"{path}: format is a strptime format (\"%d.%m.%Y\") or a "
+                                                  f"list of them, not {show(plain(spec['format']))}")
+            return None
         separator = spec.get("decimal_separator", "auto")
         if kind == "decimal" and separator not in ("auto", ".", ","):
             self.problem(line_of(spec, "decimal_separator"),
@@ -326,7 +330,7 @@ class _Compiler:
         if kind not in nodes.TYPES:
             self.problem(line_of(spec, "type"), f"{path}: {unknown('type', kind, nodes.TYPES)}")
             return None
-        return nodes.type_conversion(kind, formats, zone, separator)
+        return nodes.type_conversion(kind, tuple(formats), zone, separator)
 
     def unit_step(self, spec: YamlMap, path: str) -> Step | None:
         options = spec["convert_unit"]
