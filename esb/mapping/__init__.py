@@ -63,6 +63,11 @@ The package, one concern a module:
   every problem with its line;
 - `esb.mapping.grouping`: CSV / fixed-width records into documents;
 - `esb.mapping.loader`: the `Mapping` object, `load_mapping` (cached) and `check_mapping`.
+
+A new expression function is a method of `MappingFunctions`; what the functions may know about
+the input besides the document (its file name, line, received time) is a field of `InputScope`,
+which `Mapping.apply` and `Mapping.decode` open around every evaluation: both in
+`esb.mapping.expressions`.
 """
 
 from esb.mapping.compiler import (
