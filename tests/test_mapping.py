@@ -116,10 +116,10 @@ EXPRESSION_DOCUMENT = {
 def test_compiled_expressions_give_what_jmespath_gives(expression):
     import jmespath
 
-    from esb.mapping import _Expression
+    from esb.mapping import Expression
 
     expected = jmespath.search(expression, EXPRESSION_DOCUMENT)
-    assert _Expression(expression).search(EXPRESSION_DOCUMENT) == expected
+    assert Expression(expression).search(EXPRESSION_DOCUMENT) == expected
 
 
 def test_an_expression_that_fails_at_run_time_is_a_mapping_error_naming_it(write_mapping):
@@ -174,6 +174,74 @@ def test_check_mapping_returns_every_problem_with_its_line_and_suggestions(write
                for p in problems)
     assert any(p.line == 11 and "bad JMESPath" in p.what for p in problems)
     assert len(found) == len(problems) == 8
+
+
+def test_a_date_format_that_is_not_text_is_a_problem_at_its_line(write_mapping):
+    path = write_mapping("""
+        direction: in
+        canonical_type: item
+        input: {format: json}
+        fields:
+          a: {from: x, type: date, format: 5}
+          b: {from: y, type: datetime, format: ["%d.%m.%Y", 7]}
+          c: {from: z, type: date, format: ["%d.%m.%Y", "%Y%m%d"]}
+    """)
+    problems = check_mapping(path)
+    assert [(p.line, p.what) for p in problems] == [
+        (5, 'a: format is a strptime format ("%d.%m.%Y") or a list of them, not 5'),
+        (6, 'b: format is a strptime format ("%d.%m.%Y") or a list of them, not ["%d.%m.%Y",7]'),
+    ]
+
+
+def a_schema_directory(tmp_path: Path, files: dict[str, str]) -> Path:
+    directory = tmp_path / "schemas"
+    directory.mkdir()
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory
+
+
+OBJECT_SCHEMA = '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}'
+
+
+def test_the_canonical_type_of_a_mapping_is_one_the_schema_registry_has(write_mapping, tmp_path, monkeypatch):
+    import esb.schemas
+
+    registry = esb.schemas.SchemaRegistry(a_schema_directory(tmp_path, {"pallet.v1.json": OBJECT_SCHEMA}))
+    monkeypatch.setattr(esb.schemas, "default_registry", lambda: registry)
+    pallet = write_mapping("direction: in\ncanonical_type: pallet\ninput: {format: json}\nfields: {id: a}\n",
+                           name="pallet.in.yaml")
+    order = write_mapping("direction: in\ncanonical_type: purchase_order\ninput: {format: json}\n"
+                          "fields: {id: a}\n", name="order.in.yaml")
+
+    assert check_mapping(pallet) == []
+    (problem,) = check_mapping(order)
+    assert problem.line == 2
+    assert problem.what == 'unknown canonical type "purchase_order"; known: pallet'
+
+
+def test_a_mapping_whose_canonical_type_cannot_be_checked_says_the_schemas_are_broken(write_mapping, tmp_path,
+                                                                                     monkeypatch):
+    import esb.schemas
+
+    broken = a_schema_directory(tmp_path, {"pallet.v1.json": "{"})
+    monkeypatch.setattr(esb.schemas, "default_registry", lambda: esb.schemas.SchemaRegistry(broken))
+    path = write_mapping("direction: in\ncanonical_type: pallet\ninput: {format: json}\nfields: {id: a}\n")
+
+    (problem,) = check_mapping(path)
+    assert problem.line == 2
+    assert problem.what.startswith('canonical_type "pallet" cannot be checked: the schemas have 1 problem '
+                                   "(esb check lists them), the first: ")
+    assert "pallet.v1.json:1: not valid JSON" in problem.what
+
+
+def test_every_canonical_type_of_the_shipped_schemas_can_be_mapped(write_mapping):
+    from esb.schemas import default_registry
+
+    for name in default_registry().types():
+        path = write_mapping(f"direction: out\ncanonical_type: {name}\noutput: {{format: json}}\n"
+                             f"fields: {{id: a}}\n", name=f"{name}.out.yaml")
+        assert check_mapping(path) == [], name
 
 
 def test_unknown_codec_options_and_bad_fixed_width_layouts_are_problems(write_mapping):
