@@ -32,7 +32,7 @@ import jsonschema_rs
 
 from esb import jsonfmt
 from esb.errors import ConfigError, FieldProblem, ValidationError
-from esb.problems import Problem, did_you_mean, unknown
+from esb.problems import Problem, UnknownName, did_you_mean, unknown
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
 """Where `SchemaRegistry()` looks when given no directory: `schemas/` at the project root."""
@@ -57,15 +57,12 @@ _META_VALIDATOR = jsonschema.Draft202012Validator(
 )  # what Draft202012Validator.check_schema uses, kept to list every problem instead of the best one
 
 
-class UnknownSchemaError(KeyError):
-    """An unknown canonical type or version. A `KeyError` whose text is a plain sentence."""
+class UnknownSchemaError(UnknownName):
+    """An unknown canonical type or version: a `NotFound` whose text is a plain sentence."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class SchemaRegistry:

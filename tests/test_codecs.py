@@ -10,7 +10,7 @@ import pytest
 
 from esb import codecs
 from esb.codecs import LINE_KEY, RECORD_TYPE_KEY
-from esb.errors import DecodeError
+from esb.errors import DecodeError, NotFound
 
 
 def decode_all(format_name: str, data: bytes, **options):
@@ -20,7 +20,7 @@ def decode_all(format_name: str, data: bytes, **options):
 # --- registry ------------------------------------------------------------------------------
 
 def test_an_unknown_format_is_refused_with_a_suggestion():
-    with pytest.raises(KeyError, match='did you mean "csv"'):
+    with pytest.raises(NotFound, match='did you mean "csv"'):
         codecs.get_codec("cvs")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from esb.config import build_routes_schema, check_config, load_config
-from esb.errors import ConfigError
+from esb.errors import ConfigError, NotFound
 from esb.retry import RetryPolicy
 
 DATA = Path(__file__).parent / "data" / "config"
@@ -56,6 +56,19 @@ def test_destinations_are_named_by_name_then_system_then_adapter():
 
     assert [d.name for d in config.route("erp-po-to-wms").destinations] == ["wms", "archive"]
     assert [d.name for d in config.route("wms-receipts-to-erp").destinations] == ["erp"]
+
+
+def test_an_unknown_route_or_destination_is_not_found_with_a_suggestion():
+    config = load_config(DATA / "good.yaml", NO_ENVIRONMENT)
+
+    with pytest.raises(NotFound) as caught:
+        config.route("erp-po-to-wmz")
+    assert str(caught.value) == ('unknown route "erp-po-to-wmz" (did you mean "erp-po-to-wms"?); '
+                                 "known: erp-po-to-wms, wms-receipts-to-erp")
+    with pytest.raises(NotFound) as caught:
+        config.route("erp-po-to-wms").destination("archiv")
+    assert str(caught.value) == ('route "erp-po-to-wms" has no destination "archiv" (did you mean '
+                                 '"archive"?); known: wms, archive')
 
 
 def test_options_missing_from_the_file_take_the_adapters_defaults():

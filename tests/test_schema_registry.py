@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from esb import jsonfmt
-from esb.errors import ConfigError, FieldProblem, ValidationError
+from esb.errors import ConfigError, FieldProblem, NotFound, ValidationError
 from esb.schemas import (
     DEFAULT_DIRECTORY,
     MAX_GOT_LENGTH,
@@ -87,19 +87,19 @@ def test_the_default_registry_reads_the_project_schemas_once():
     assert "purchase_order" in default_registry().types()
 
 
-def test_an_unknown_type_is_a_key_error_that_suggests_the_closest_name(registry):
-    with pytest.raises(KeyError) as caught:
+def test_an_unknown_type_is_not_found_and_suggests_the_closest_name(registry):
+    with pytest.raises(NotFound) as caught:
         registry.validate("purchase_ordr", {})
     assert str(caught.value).startswith(
         'unknown canonical type "purchase_ordr" (did you mean "purchase_order"?); known: alert, ')
     for call in (lambda: registry.schema("goods_reciept"), lambda: registry.is_valid("nope", {}),
                  lambda: registry.versions("nope")):
-        with pytest.raises(KeyError, match="unknown canonical type"):
+        with pytest.raises(NotFound, match="unknown canonical type"):
             call()
 
 
-def test_an_unknown_version_is_a_key_error_listing_the_known_ones(registry):
-    with pytest.raises(KeyError) as caught:
+def test_an_unknown_version_is_not_found_and_lists_the_known_ones(registry):
+    with pytest.raises(NotFound) as caught:
         registry.validate("purchase_order", {}, version=7)
     assert str(caught.value) == 'unknown schema version of purchase_order "7"; known: 1'
     assert not registry.has("purchase_order", 7)

@@ -40,11 +40,12 @@ def formats() -> list[str]:
 
 
 def get_codec(name: str) -> ModuleType:
-    """The codec module of a format; KeyError with a "did you mean" sentence for an unknown one."""
-    from esb.problems import unknown
+    """The codec module of a format; `esb.errors.NotFound` with a "did you mean" sentence for an
+    unknown one."""
+    from esb.problems import UnknownName, unknown
 
     if name not in _MODULES:
-        raise KeyError(unknown("format", name, _MODULES))
+        raise UnknownName(unknown("format", name, _MODULES))
     return import_module(_MODULES[name])
 
 
