@@ -92,6 +92,7 @@ class Runtime:
 
             validator = default_registry()
         self._validate = validator.validate
+        self._document_keys = validator.document_keys
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / "journal.sqlite")
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
@@ -115,7 +116,8 @@ class Runtime:
     def _inbound_pipeline(self, route: Route) -> InboundPipeline:
         mapping = _load_mapping(route.map)
         return InboundPipeline(route, mapping=mapping, validate=self._validate,
-                               source=route.source.system or route.source.adapter)
+                               source=route.source.system or route.source.adapter,
+                               document_keys=self._document_keys)
 
     def _system_settings(self, adapter: str, system: str | None) -> dict | None:
         if not system:

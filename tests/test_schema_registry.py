@@ -13,6 +13,7 @@ from esb.errors import ConfigError, FieldProblem, NotFound, ValidationError
 from esb.schemas import (
     DEFAULT_DIRECTORY,
     MAX_GOT_LENGTH,
+    DocumentKeys,
     SchemaRegistry,
     default_registry,
     field_path,
@@ -246,6 +247,29 @@ def test_an_older_draft_is_a_config_error(widget_directory):
     write(widget_directory, "gadget.v1.json", {"$schema": "http://json-schema.org/draft-07/schema#"})
     with pytest.raises(ConfigError, match="must be https://json-schema.org/draft/2020-12/schema"):
         SchemaRegistry(widget_directory)
+
+
+def test_a_document_key_annotation_naming_a_missing_field_is_a_config_error(widget_directory):
+    schema = widget_schema(1) | {"$id": "https://esb.example/schemas/gadget.v1.json",
+                                 "x-esb-document-number": "nmae"}
+    broken = write(widget_directory, "gadget.v1.json", schema)
+    with pytest.raises(ConfigError) as caught:
+        SchemaRegistry(widget_directory)
+    [problem] = caught.value.problems
+    assert problem.file == str(broken)
+    assert problem.what == ('"x-esb-document-number" must name a property of the schema, not "nmae" '
+                            '(did you mean "name"?)')
+
+
+def test_document_keys_come_from_the_schema_annotations(widget_directory):
+    annotated = widget_schema(2) | {"x-esb-document-number": "name", "x-esb-occurred-at": "quantity"}
+    write(widget_directory, "widget.v2.json", annotated)
+    registry = SchemaRegistry(widget_directory)
+
+    assert registry.document_keys("widget", 2) == DocumentKeys(document_number="name", occurred_at="quantity")
+    assert registry.document_keys("widget", 1) == DocumentKeys()  # no annotations: no keys
+    with pytest.raises(NotFound, match="unknown canonical type"):
+        registry.document_keys("gizmo")
 
 
 def test_a_missing_directory_is_a_config_error(tmp_path):
