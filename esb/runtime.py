@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from esb import metrics
+from esb import codecs, metrics
 from esb.credentials import Credentials
 from esb.errors import InputError, Unavailable
 from esb.idempotency import IdempotencyStore
@@ -38,10 +38,6 @@ log = logging.getLogger("esb.runtime")
 
 DEFAULT_PUBLISH_TIMEOUT = 15.0
 """Seconds an inbound request waits for the broker's confirms before it is answered 503."""
-
-CONTENT_TYPES = {"json": "application/json", "xml": "application/xml", "csv": "text/csv",
-                 "fixed": "text/plain", "fixedwidth": "text/plain"}
-
 
 @dataclass
 class RuntimeOptions:
@@ -134,7 +130,7 @@ class Runtime:
         mapping = _load_mapping(destination.map)
         outbound = OutboundPipeline(destination, mapping=mapping)
         output_format = getattr(mapping, "output_format", None) or "json"
-        content_type = CONTENT_TYPES.get(output_format, "application/json")
+        content_type = codecs.content_type(output_format)
 
         def deliver(envelope, delivery: Delivery) -> None:
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)

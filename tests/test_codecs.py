@@ -24,6 +24,25 @@ def test_an_unknown_format_is_refused_with_a_suggestion():
         codecs.get_codec("cvs")
 
 
+def test_each_format_is_sent_as_the_first_content_type_its_codec_declares():
+    assert {name: codecs.content_type(name) for name in codecs.formats()} == {
+        "csv": "text/csv", "fixedwidth": "text/plain", "json": "application/json", "xml": "application/xml"}
+
+
+@pytest.mark.parametrize(("content_type", "format_name"), [
+    ("application/json", "json"), ("Application/JSON; charset=utf-8", "json"), ("text/xml", "xml"),
+    ("application/xml", "xml"), ("text/csv; charset=gbk", "csv"), ("text/plain", "fixedwidth"),
+    ("application/vnd.erp.order+json", "json"), ("application/soap+xml", "xml"),
+])
+def test_a_content_type_names_the_format_whose_codec_declares_it(content_type, format_name):
+    assert codecs.format_of(content_type) == format_name
+
+
+@pytest.mark.parametrize("content_type", [None, "", "application/octet-stream", "image/png"])
+def test_a_content_type_no_codec_declares_has_no_format(content_type):
+    assert codecs.format_of(content_type) is None
+
+
 # --- JSON ----------------------------------------------------------------------------------
 
 def test_json_numbers_with_a_fraction_are_exact_decimals():
