@@ -326,6 +326,20 @@ def test_a_misspelt_enum_value_gets_a_suggestion(tmp_path):
                       '(did you mean "quorum"?)')
 
 
+def test_the_other_name_of_the_fixed_width_format_gets_a_suggestion_in_a_route_and_a_mapping(tmp_path):
+    write(tmp_path, "direction: in\ncanonical_type: goods_receipt\ninput: {format: fixed}\n"
+                    "fields: {receipt_number: number}\n", "receipts.in.yaml")
+    path = write(tmp_path, "version: 1\nroutes:\n  - name: r\n    from: {file: {dir: in, format: fixed}}\n"
+                           "    map: receipts.in.yaml\n    to:\n      - file: {dir: out}\n")
+
+    problems = [(problem.file, problem.line, problem.what) for problem in check_config(path, NO_ENVIRONMENT)]
+
+    assert (str(path), 4, "routes[0].from.file.format: expected one of csv, fixedwidth, json, xml, got "
+                          "'fixed' (did you mean \"fixedwidth\"?)") in problems
+    mapping_problems = [what for file, _, what in problems if file.endswith("receipts.in.yaml")]
+    assert any('unknown format "fixed" (did you mean "fixedwidth"?)' in what for what in mapping_problems)
+
+
 def test_a_missing_file_and_an_empty_file_are_problems(tmp_path):
     assert [p.what for p in check_config(tmp_path / "nope.yaml")] == ["routes file not found"]
     assert "the file is empty" in check_config(write(tmp_path, "# nothing\n"))[0].what
