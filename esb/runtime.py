@@ -31,7 +31,14 @@ from esb.monitoring import monitoring_blueprint
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
-from esb.transport import Delivery, PublishError, Transport, TransportEvents, create_transport
+from esb.transport import (
+    DEFAULT_PREFETCH,
+    Delivery,
+    PublishError,
+    Transport,
+    TransportEvents,
+    create_transport,
+)
 from esb.web import HttpServer, create_app
 
 log = logging.getLogger("esb.runtime")
@@ -93,6 +100,7 @@ class Runtime:
         self.journal = Journal(options.journal or options.data_dir / "journal.sqlite")
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
+                             "prefetch": config.settings.get("prefetch", DEFAULT_PREFETCH),
                              **options.transport_options}
         self.transport: Transport = create_transport(options.broker_url, config.routes,
                                                      events=metrics.ChainedEvents(JournalEvents(self.journal),

@@ -12,6 +12,7 @@ from typing import Any
 from esb.durations import DURATION_PATTERN
 from esb.plugins import AdapterSpec, adapters
 from esb.retry import DEFAULT_ATTEMPTS
+from esb.transport import DEFAULT_PREFETCH
 
 CONFIG_VERSION = 1
 """The only `version:` of routes.yaml this code reads."""
@@ -51,9 +52,6 @@ def _settings_schema() -> dict:
                           "description": "Address the inbound and monitoring HTTP app listens on."},
             "http_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8080,
                           "description": "Port of the inbound and monitoring HTTP app."},
-            "admin_port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535, "default": None,
-                           "description": "Serve monitoring and the admin API on this port instead; "
-                                          "default: the same port as the inbound endpoints."},
             "data_dir": {"type": "string", "default": ".esb", "x-esb-path": True,
                          "description": "Directory of the journal, the embedded transport and the "
                                         "watermarks; relative to the routes file when given here."},
@@ -63,7 +61,7 @@ def _settings_schema() -> dict:
             "timezone": {"type": ["string", "null"], "default": None,
                          "description": "IANA time zone (e.g. Asia/Shanghai) of source times written "
                                         "without an offset; default: the machine's zone."},
-            "prefetch": {"type": "integer", "minimum": 1, "default": 50,
+            "prefetch": {"type": "integer", "minimum": 1, "default": DEFAULT_PREFETCH,
                          "description": "Messages a consumer may hold unacknowledged, per destination."},
             "queue_type": {"enum": ["classic", "quorum"], "default": "classic",
                            "description": "RabbitMQ queue type of every route that does not set its own."},
