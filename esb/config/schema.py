@@ -60,7 +60,8 @@ def _settings_schema() -> dict:
                                        "default: SQLite in data_dir. Put the password in ${ENV}."},
             "timezone": {"type": ["string", "null"], "default": None,
                          "description": "IANA time zone (e.g. Asia/Shanghai) of source times written "
-                                        "without an offset; default: the machine's zone."},
+                                        "without an offset, for mappings without a timezone of their "
+                                        "own; default: UTC."},
             "prefetch": {"type": "integer", "minimum": 1, "default": DEFAULT_PREFETCH,
                          "description": "Messages a consumer may hold unacknowledged, per destination."},
             "queue_type": {"enum": ["classic", "quorum"], "default": "classic",
