@@ -52,6 +52,7 @@ from typing import Any, BinaryIO
 
 import jmespath
 
+from esb import codecs
 from esb.codecs import UTF8_BOM, decoding_for
 from esb.durations import duration_option
 from esb.errors import InputError, Permanent, Retryable, Unavailable
@@ -88,9 +89,7 @@ PROGRESS_DIR = ".progress"
 DONE_SUFFIX = ".done"
 CLAIM_MARK = ".claim."
 
-EXTENSIONS = {"csv": "csv", "fixed": "txt", "json": "json", "xml": "xml"}
-CONTENT_TYPES = {"csv": "text/csv", "fixed": "text/plain", "json": "application/json",
-                 "xml": "application/xml"}
+EXTENSIONS = {"csv": "csv", "fixedwidth": "txt", "json": "json", "xml": "xml"}
 
 
 ENDPOINT_SCHEMA = {
@@ -103,7 +102,7 @@ ENDPOINT_SCHEMA = {
     "properties": {
         "dir": {"type": "string", "x-esb-path": True,
                 "description": "Directory to read from or write to, relative to the routes file."},
-        "format": {"enum": ["csv", "fixed", "json", "xml"], "default": "csv",
+        "format": {"enum": codecs.formats(), "default": "csv",
                    "description": "File format; a fixed-width layout is declared in the mapping file."},
         "encoding": {"type": "string", "default": "utf-8",
                      "description": "Text encoding, a Python codec name (utf-8, gbk, gb2312, cp1252, ...); "
@@ -181,8 +180,8 @@ def check_endpoint(endpoint, system: dict | None, base_dir) -> list[str]:
     options = endpoint.options
     problems = []
     per, file_format = options.get("per", "file"), options.get("format", "csv")
-    if per in ("record", "group") and file_format not in ("csv", "fixed"):
-        problems.append(f"per: {per} needs format csv or fixed ({file_format} files are read whole)")
+    if per in ("record", "group") and file_format not in ("csv", "fixedwidth"):
+        problems.append(f"per: {per} needs format csv or fixedwidth ({file_format} files are read whole)")
     if per == "group" and not (options.get("group_by") or options.get("group_starts_with")):
         problems.append("per: group needs group_by: (the CSV column whose value groups records) or "
                         "group_starts_with: (the text that starts a group's first line)")
@@ -498,8 +497,8 @@ class FileSource(Source):
         self.poll_interval = float(self.options["poll"])
         self.reclaim_after = float(self.options["reclaim_after"])
         self.pid, self.token, self.host = os.getpid(), secrets.token_hex(3), _host()
-        self.content_type = CONTENT_TYPES[self.options["format"]]
-        if self.options["format"] in ("csv", "fixed"):
+        self.content_type = codecs.content_type(self.options["format"])
+        if self.options["format"] in ("csv", "fixedwidth"):
             self.content_type += f"; charset={self.options['encoding']}"
         self._sizes: dict[str, tuple[int, int]] = {}
         self._stopping = threading.Event()

@@ -19,23 +19,7 @@ from esb import jsonfmt
 from esb.envelope import Envelope
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
 from esb.routes import Destination, Route
-
-DOCUMENT_NUMBER_FIELDS = {
-    "item": "sku",
-    "purchase_order": "order_number",
-    "inbound_notice": "notice_number",
-    "goods_receipt": "receipt_number",
-    "shipment_order": "order_number",
-    "shipment_confirmation": "shipment_number",
-    "inventory_snapshot": "snapshot_id",
-    "inventory_adjustment": "adjustment_number",
-    "stock_count": "count_number",
-}
-"""The business document number of each canonical type: the default correlation id and,
-with the source and revision, the default idempotency key."""
-
-OCCURRED_AT_FIELDS = ("occurred_at", "received_at", "shipped_at", "counted_at", "as_of")
-"""Payload fields that give the business time of a document, first found wins."""
+from esb.schemas import DocumentKeys, default_registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +35,23 @@ class InboundPipeline:
 
     `mapping` is an `esb.mapping.Mapping` (or None: the input is already a canonical payload in
     JSON); `validate(type, payload, version)` raises `ValidationError` (a SchemaRegistry's).
+    `document_keys(type, version)` says which payload fields hold the document number, revision and
+    business time (a SchemaRegistry's, from the schema's annotations; default: the project's).
     """
 
-    def __init__(self, route: Route, *, mapping: Any | None, validate: Callable[..., None], source: str):
+    def __init__(self, route: Route, *, mapping: Any | None, validate: Callable[..., None], source: str,
+                 document_keys: Callable[[str, int], DocumentKeys] | None = None):
         self.route = route
         self.mapping = mapping
         self.validate = validate
         self.source = source
+        mapped_type = mapping.canonical_type if mapping is not None else None
+        self.message_type = route.validate or mapped_type or "unknown"
+        lookup = document_keys or default_registry().document_keys
+        try:
+            self.keys = lookup(self.message_type, route.schema_version)
+        except LookupError:  # a type without a schema (never validated): no business keys to read
+            self.keys = DocumentKeys()
         self._route_filter = jmespath.compile(route.filter) if route.filter else None
         self._destination_filters = {
             d.name: jmespath.compile(d.filter) if d.filter else None for d in route.destinations
@@ -93,16 +87,17 @@ class InboundPipeline:
         return document if isinstance(document, list) else [document]
 
     def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int) -> Envelope:
-        mapped_type = self.mapping.canonical_type if self.mapping else None
-        message_type = self.route.validate or mapped_type or "unknown"
-        number = payload.get(DOCUMENT_NUMBER_FIELDS.get(message_type, ""))
+        keys = self.keys
+        number = payload.get(keys.document_number) if keys.document_number else None
         if idempotency_key and count > 1:
             idempotency_key = f"{idempotency_key}#{index}"
         elif not idempotency_key and number is not None:
-            idempotency_key = f"{self.source}:{message_type}:{number}:{payload.get('revision', 0)}"
-        occurred_at = next((payload[name] for name in OCCURRED_AT_FIELDS
-                            if isinstance(payload.get(name), str) and "T" in payload[name]), None)
-        return Envelope(type=message_type, payload=payload, source=self.source,
+            revision = payload.get(keys.revision, 0) if keys.revision else 0
+            idempotency_key = f"{self.source}:{self.message_type}:{number}:{revision}"
+        occurred_at = payload.get(keys.occurred_at) if keys.occurred_at else None
+        if not (isinstance(occurred_at, str) and "T" in occurred_at):
+            occurred_at = None  # only a date-time is a point in time; the envelope then has none
+        return Envelope(type=self.message_type, payload=payload, source=self.source,
                         schema_version=self.route.schema_version,
                         correlation_id=str(number) if number is not None else None,
                         occurred_at=occurred_at, idempotency_key=idempotency_key)

@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from esb.errors import NotFound
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -30,3 +32,15 @@ def unknown(kind: str, name: str, known: Iterable[str]) -> str:
     known = sorted(known)
     listing = ", ".join(known) if known else "none"
     return f'unknown {kind} "{name}"{did_you_mean(name, known)}; known: {listing}'
+
+
+class UnknownName(NotFound, KeyError):
+    """An unknown route, destination, format or canonical type; its text is the `unknown()` sentence.
+
+    A `NotFound`. It is also a `KeyError` only for the callers that still catch `KeyError` (the CLI,
+    the monitoring API, the mapping checker, the transport tests); drop that base once they catch
+    `LookupError` or `NotFound`.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

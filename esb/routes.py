@@ -62,7 +62,11 @@ class Route:
         for destination in self.destinations:
             if destination.name == name:
                 return destination
-        raise KeyError(f'route "{self.name}" has no destination "{name}"')
+        from esb.problems import UnknownName, did_you_mean
+
+        known = [d.name for d in self.destinations]
+        raise UnknownName(f'route "{self.name}" has no destination "{name}"{did_you_mean(name, known)}; '
+                          f"known: {', '.join(known)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,6 @@ class Config:
         for route in self.routes:
             if route.name == name:
                 return route
-        from esb.problems import unknown
+        from esb.problems import UnknownName, unknown
 
-        raise KeyError(unknown("route", name, [r.name for r in self.routes]))
+        raise UnknownName(unknown("route", name, [r.name for r in self.routes]))

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esb import metrics
+from esb import codecs, metrics
 from esb.credentials import Credentials
 from esb.errors import InputError, Unavailable
 from esb.idempotency import IdempotencyStore
@@ -31,7 +31,14 @@ from esb.logs import message_fields
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
-from esb.transport import Delivery, PublishError, Transport, TransportEvents, create_transport
+from esb.transport import (
+    DEFAULT_PREFETCH,
+    Delivery,
+    PublishError,
+    Transport,
+    TransportEvents,
+    create_transport,
+)
 from esb.web import HttpServer, ReadinessCheck, create_app
 
 if TYPE_CHECKING:
@@ -41,10 +48,6 @@ log = logging.getLogger("esb.runtime")
 
 DEFAULT_PUBLISH_TIMEOUT = 15.0
 """Seconds an inbound request waits for the broker's confirms before it is answered 503."""
-
-CONTENT_TYPES = {"json": "application/json", "xml": "application/xml", "csv": "text/csv",
-                 "fixed": "text/plain", "fixedwidth": "text/plain"}
-
 
 @dataclass
 class RuntimeOptions:
@@ -95,10 +98,12 @@ class Runtime:
 
             validator = default_registry()
         self._validate = validator.validate
+        self._document_keys = validator.document_keys
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / JOURNAL_FILE_NAME)
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
+                             "prefetch": config.settings.get("prefetch", DEFAULT_PREFETCH),
                              **options.transport_options}
         self.transport: Transport = create_transport(options.broker_url, config.routes,
                                                      events=metrics.ChainedEvents(JournalEvents(self.journal),
@@ -116,7 +121,8 @@ class Runtime:
     def _inbound_pipeline(self, route: Route) -> InboundPipeline:
         mapping = _load_mapping(route.map)
         return InboundPipeline(route, mapping=mapping, validate=self._validate,
-                               source=route.source.system or route.source.adapter)
+                               source=route.source.system or route.source.adapter,
+                               document_keys=self._document_keys)
 
     def _system_settings(self, adapter: str, system: str | None) -> dict | None:
         if not system:
@@ -133,7 +139,7 @@ class Runtime:
         mapping = _load_mapping(destination.map)
         outbound = OutboundPipeline(destination, mapping=mapping)
         output_format = getattr(mapping, "output_format", None) or "json"
-        content_type = CONTENT_TYPES.get(output_format, "application/json")
+        content_type = codecs.content_type(output_format)
 
         def deliver(envelope, delivery: Delivery) -> None:
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)

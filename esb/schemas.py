@@ -10,6 +10,13 @@ payloads are validated with `jsonschema-rs` (compiled, many times faster), whose
 only among the loaded files: nothing is ever fetched over the network. Formats (`date`,
 `date-time`, `email`, ...) are asserted, not just annotated.
 
+A canonical schema names the payload fields the bus reads with top-level annotations (ignored by
+validation): `"x-esb-document-number"` (the business document number: the default correlation id
+and, with the source and revision, the idempotency key), `"x-esb-revision"` (the revision of that
+document; 0 when the type has none) and `"x-esb-occurred-at"` (the date-time field that gives the
+envelope's `occurred_at`). `SchemaRegistry.document_keys(type, version)` returns them; a file
+whose annotation names a field it does not have is a problem when it is loaded.
+
 A payload that fails gets a `ValidationError` listing every problem as a `FieldProblem` whose path
 reads like `lines[3].quantity`, whose `expected` is a plain sentence and whose `got` is a short
 JSON rendering of the value. For a pattern or format, the sentence is the `description` of the
@@ -23,6 +30,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
@@ -32,7 +40,7 @@ import jsonschema_rs
 
 from esb import jsonfmt
 from esb.errors import ConfigError, FieldProblem, ValidationError
-from esb.problems import Problem, did_you_mean, unknown
+from esb.problems import Problem, UnknownName, did_you_mean, unknown
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
 """Where `SchemaRegistry()` looks when given no directory: `schemas/` at the project root."""
@@ -51,21 +59,34 @@ DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 MAX_GOT_LENGTH = 60
 """Longest rendering of a wrong value in a `FieldProblem.got`, in characters."""
 
+DOCUMENT_KEY_ANNOTATIONS = {
+    "x-esb-document-number": "document_number",
+    "x-esb-revision": "revision",
+    "x-esb-occurred-at": "occurred_at",
+}
+"""The top-level annotations of a canonical schema -> the `DocumentKeys` field they fill."""
+
 _META_VALIDATOR = jsonschema.Draft202012Validator(
     jsonschema.Draft202012Validator.META_SCHEMA,
     format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
 )  # what Draft202012Validator.check_schema uses, kept to list every problem instead of the best one
 
 
-class UnknownSchemaError(KeyError):
-    """An unknown canonical type or version. A `KeyError` whose text is a plain sentence."""
+class UnknownSchemaError(UnknownName):
+    """An unknown canonical type or version: a `NotFound` whose text is a plain sentence."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
 
-    def __str__(self) -> str:
-        return self.message
+
+@dataclass(frozen=True, slots=True)
+class DocumentKeys:
+    """Which payload fields of a canonical type the bus reads (None: the type has no such field)."""
+
+    document_number: str | None = None
+    revision: str | None = None
+    occurred_at: str | None = None
 
 
 class SchemaRegistry:
@@ -84,6 +105,7 @@ class SchemaRegistry:
         self._by_uri: dict[str, dict] = {uri: schema for uri, (_, _, schema) in loaded.items()}
         self._schemas: dict[tuple[str, int], dict] = {}
         self._validators: dict[tuple[str, int], Any] = {}
+        self._document_keys: dict[tuple[str, int], DocumentKeys] = {}
         if not problems:
             problems = self._compile(loaded)
         if problems:
@@ -105,6 +127,8 @@ class SchemaRegistry:
                 problems.append(Problem(str(path), 0, f"cannot compile the schema: {first_line}"))
                 continue
             self._schemas[key] = schema
+            self._document_keys[key] = DocumentKeys(**{
+                name: schema.get(annotation) for annotation, name in DOCUMENT_KEY_ANNOTATIONS.items()})
         return problems
 
     def _serve_loaded(self, uri: str) -> dict:
@@ -128,6 +152,12 @@ class SchemaRegistry:
 
     def has(self, type: str, version: int = 1) -> bool:
         return (type, version) in self._schemas
+
+    def document_keys(self, type: str, version: int = 1) -> DocumentKeys:
+        """The payload fields of a type's document number, revision and business time (the
+        schema's `x-esb-*` annotations); `UnknownSchemaError` for an unknown type or version."""
+        self._check_known(type, version)
+        return self._document_keys[(type, version)]
 
     def schema(self, type: str, version: int = 1) -> dict:
         """A copy of the schema document of a type and version."""
@@ -258,7 +288,21 @@ def _load_file(path: Path) -> tuple[dict | None, list[Problem]]:
     if isinstance(schema_id, str) and urldefrag(schema_id)[0].rsplit("/", 1)[-1] != path.name:
         problems.append(Problem(file, 0, f'"$id" {schema_id} does not end with the file name {path.name}, '
                                          'so "$ref"s between files would not find it'))
-    return schema, problems
+    return schema, problems + _annotation_problems(file, schema)
+
+
+def _annotation_problems(file: str, schema: dict) -> list[Problem]:
+    """Each `x-esb-*` document-key annotation must name one of the schema's own properties."""
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    problems = []
+    for annotation in DOCUMENT_KEY_ANNOTATIONS:
+        if annotation not in schema:
+            continue
+        value = schema[annotation]
+        if not isinstance(value, str) or value not in properties:
+            problems.append(Problem(file, 0, f'"{annotation}" must name a property of the schema, not '
+                                             f"{short_repr(value)}{did_you_mean(str(value), properties)}"))
+    return problems
 
 
 # --- rendering ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from esb import codecs
 from esb.codecs import LINE_KEY, RECORD_TYPE_KEY
-from esb.errors import DecodeError
+from esb.errors import DecodeError, NotFound
 
 
 def decode_all(format_name: str, data: bytes, **options):
@@ -20,8 +20,27 @@ def decode_all(format_name: str, data: bytes, **options):
 # --- registry ------------------------------------------------------------------------------
 
 def test_an_unknown_format_is_refused_with_a_suggestion():
-    with pytest.raises(KeyError, match='did you mean "csv"'):
+    with pytest.raises(NotFound, match='did you mean "csv"'):
         codecs.get_codec("cvs")
+
+
+def test_each_format_is_sent_as_the_first_content_type_its_codec_declares():
+    assert {name: codecs.content_type(name) for name in codecs.formats()} == {
+        "csv": "text/csv", "fixedwidth": "text/plain", "json": "application/json", "xml": "application/xml"}
+
+
+@pytest.mark.parametrize(("content_type", "format_name"), [
+    ("application/json", "json"), ("Application/JSON; charset=utf-8", "json"), ("text/xml", "xml"),
+    ("application/xml", "xml"), ("text/csv; charset=gbk", "csv"), ("text/plain", "fixedwidth"),
+    ("application/vnd.erp.order+json", "json"), ("application/soap+xml", "xml"),
+])
+def test_a_content_type_names_the_format_whose_codec_declares_it(content_type, format_name):
+    assert codecs.format_of(content_type) == format_name
+
+
+@pytest.mark.parametrize("content_type", [None, "", "application/octet-stream", "image/png"])
+def test_a_content_type_no_codec_declares_has_no_format(content_type):
+    assert codecs.format_of(content_type) is None
 
 
 # --- JSON ----------------------------------------------------------------------------------

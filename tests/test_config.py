@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from esb.config import build_routes_schema, check_config, load_config
-from esb.errors import ConfigError
+from esb.errors import ConfigError, NotFound
 from esb.retry import RetryPolicy
 
 DATA = Path(__file__).parent / "data" / "config"
@@ -56,6 +56,19 @@ def test_destinations_are_named_by_name_then_system_then_adapter():
 
     assert [d.name for d in config.route("erp-po-to-wms").destinations] == ["wms", "archive"]
     assert [d.name for d in config.route("wms-receipts-to-erp").destinations] == ["erp"]
+
+
+def test_an_unknown_route_or_destination_is_not_found_with_a_suggestion():
+    config = load_config(DATA / "good.yaml", NO_ENVIRONMENT)
+
+    with pytest.raises(NotFound) as caught:
+        config.route("erp-po-to-wmz")
+    assert str(caught.value) == ('unknown route "erp-po-to-wmz" (did you mean "erp-po-to-wms"?); '
+                                 "known: erp-po-to-wms, wms-receipts-to-erp")
+    with pytest.raises(NotFound) as caught:
+        config.route("erp-po-to-wms").destination("archiv")
+    assert str(caught.value) == ('route "erp-po-to-wms" has no destination "archiv" (did you mean '
+                                 '"archive"?); known: wms, archive')
 
 
 def test_options_missing_from_the_file_take_the_adapters_defaults():
@@ -311,6 +324,20 @@ def test_a_misspelt_enum_value_gets_a_suggestion(tmp_path):
     assert problem == problem.__class__(
         str(path), 4, "routes[0].queue_type: expected one of classic, quorum, got 'quourm' "
                       '(did you mean "quorum"?)')
+
+
+def test_the_other_name_of_the_fixed_width_format_gets_a_suggestion_in_a_route_and_a_mapping(tmp_path):
+    write(tmp_path, "direction: in\ncanonical_type: goods_receipt\ninput: {format: fixed}\n"
+                    "fields: {receipt_number: number}\n", "receipts.in.yaml")
+    path = write(tmp_path, "version: 1\nroutes:\n  - name: r\n    from: {file: {dir: in, format: fixed}}\n"
+                           "    map: receipts.in.yaml\n    to:\n      - file: {dir: out}\n")
+
+    problems = [(problem.file, problem.line, problem.what) for problem in check_config(path, NO_ENVIRONMENT)]
+
+    assert (str(path), 4, "routes[0].from.file.format: expected one of csv, fixedwidth, json, xml, got "
+                          "'fixed' (did you mean \"fixedwidth\"?)") in problems
+    mapping_problems = [what for file, _, what in problems if file.endswith("receipts.in.yaml")]
+    assert any('unknown format "fixed" (did you mean "fixedwidth"?)' in what for what in mapping_problems)
 
 
 def test_a_missing_file_and_an_empty_file_are_problems(tmp_path):

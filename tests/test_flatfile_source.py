@@ -251,7 +251,7 @@ def test_fixed_width_header_and_line_records_in_gbk_are_grouped_from_each_header
     bus = Bus("receipts_fixed.in.yaml")
     drop(inbox, "receipts_fixed.txt")
 
-    make_source(inbox, bus, per="group", format="fixed", encoding="gbk", group_starts_with="H").poll()
+    make_source(inbox, bus, per="group", format="fixedwidth", encoding="gbk", group_starts_with="H").poll()
 
     assert bus.documents == [
         {"receipt_number": "R000000001", "lines": [{"sku": "SKU1", "name": "铸铁砧", "quantity": 12},
@@ -467,9 +467,9 @@ def test_a_20000_line_file_is_streamed_record_by_record(inbox):
 
 @pytest.mark.parametrize(("options", "expected"), [
     ({"per": "group"}, "per: group needs group_by"),
-    ({"per": "record", "format": "json"}, "needs format csv or fixed"),
+    ({"per": "record", "format": "json"}, "needs format csv or fixedwidth"),
     ({"group_by": "x"}, "only with per: group"),
-    ({"per": "group", "format": "fixed", "group_by": "x"}, "use group_starts_with"),
+    ({"per": "group", "format": "fixedwidth", "group_by": "x"}, "use group_starts_with"),
     ({"encoding": "klingon"}, "unknown encoding"),
     ({"name_template": "{id"}, "a placeholder is"),
 ])

@@ -12,7 +12,7 @@ from esb.mapping import load_mapping
 from esb.pipeline import InboundPipeline
 from esb.retry import RetryPolicy
 from esb.routes import Destination, Endpoint, Route
-from esb.schemas import default_registry
+from esb.schemas import DocumentKeys, default_registry
 from tests.conftest import PROJECT
 
 ORDER = json.loads((PROJECT / "schemas" / "purchase_order.v1.json").read_text())["examples"][0]
@@ -41,6 +41,46 @@ def test_a_valid_order_becomes_an_envelope_with_its_business_keys():
     assert envelope.correlation_id == ORDER["order_number"]
     assert envelope.idempotency_key == f"erp:purchase_order:{ORDER['order_number']}:0"
     assert message.destinations == ("wms",)
+
+
+def test_the_revision_named_by_the_schema_is_part_of_the_idempotency_key():
+    [message] = pipeline(route()).prepare(body({**ORDER, "revision": 3}))
+
+    assert message.envelope.idempotency_key == f"erp:purchase_order:{ORDER['order_number']}:3"
+
+
+def test_the_business_time_is_the_field_the_schema_names():
+    receipt = default_registry().schema("goods_receipt")["examples"][0]
+    receipts = Route(name="r", source=Endpoint("rest", {"system": "wms"}),
+                     destinations=(Destination("erp", Endpoint("rest", {"system": "erp"})),),
+                     validate="goods_receipt")
+
+    [message] = pipeline(receipts).prepare(body(receipt))
+
+    assert message.envelope.occurred_at == receipt["received_at"]
+    assert message.envelope.correlation_id == receipt["receipt_number"]
+
+
+def test_a_purchase_order_has_no_business_time_as_its_order_date_is_a_date():
+    [message] = pipeline(route()).prepare(body(ORDER))
+
+    assert message.envelope.occurred_at is None
+
+
+def test_the_keys_come_from_the_registry_the_pipeline_is_given():
+    asked = []
+
+    def document_keys(type_name: str, version: int) -> DocumentKeys:
+        asked.append((type_name, version))
+        return DocumentKeys(document_number="warehouse")
+
+    with_keys = InboundPipeline(route(), mapping=None, validate=default_registry().validate, source="erp",
+                                document_keys=document_keys)
+    [message] = with_keys.prepare(body({**ORDER, "warehouse": "WH9"}))
+
+    assert asked == [("purchase_order", 1)]
+    assert message.envelope.correlation_id == "WH9"
+    assert message.envelope.idempotency_key == "erp:purchase_order:WH9:0"
 
 
 def test_quantities_stay_exact_decimals():

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from esb import jsonfmt
-from esb.errors import ConfigError, FieldProblem, ValidationError
+from esb.errors import ConfigError, FieldProblem, NotFound, ValidationError
 from esb.schemas import (
     DEFAULT_DIRECTORY,
     MAX_GOT_LENGTH,
+    DocumentKeys,
     SchemaRegistry,
     default_registry,
     field_path,
@@ -87,19 +88,19 @@ def test_the_default_registry_reads_the_project_schemas_once():
     assert "purchase_order" in default_registry().types()
 
 
-def test_an_unknown_type_is_a_key_error_that_suggests_the_closest_name(registry):
-    with pytest.raises(KeyError) as caught:
+def test_an_unknown_type_is_not_found_and_suggests_the_closest_name(registry):
+    with pytest.raises(NotFound) as caught:
         registry.validate("purchase_ordr", {})
     assert str(caught.value).startswith(
         'unknown canonical type "purchase_ordr" (did you mean "purchase_order"?); known: alert, ')
     for call in (lambda: registry.schema("goods_reciept"), lambda: registry.is_valid("nope", {}),
                  lambda: registry.versions("nope")):
-        with pytest.raises(KeyError, match="unknown canonical type"):
+        with pytest.raises(NotFound, match="unknown canonical type"):
             call()
 
 
-def test_an_unknown_version_is_a_key_error_listing_the_known_ones(registry):
-    with pytest.raises(KeyError) as caught:
+def test_an_unknown_version_is_not_found_and_lists_the_known_ones(registry):
+    with pytest.raises(NotFound) as caught:
         registry.validate("purchase_order", {}, version=7)
     assert str(caught.value) == 'unknown schema version of purchase_order "7"; known: 1'
     assert not registry.has("purchase_order", 7)
@@ -246,6 +247,29 @@ def test_an_older_draft_is_a_config_error(widget_directory):
     write(widget_directory, "gadget.v1.json", {"$schema": "http://json-schema.org/draft-07/schema#"})
     with pytest.raises(ConfigError, match="must be https://json-schema.org/draft/2020-12/schema"):
         SchemaRegistry(widget_directory)
+
+
+def test_a_document_key_annotation_naming_a_missing_field_is_a_config_error(widget_directory):
+    schema = widget_schema(1) | {"$id": "https://esb.example/schemas/gadget.v1.json",
+                                 "x-esb-document-number": "nmae"}
+    broken = write(widget_directory, "gadget.v1.json", schema)
+    with pytest.raises(ConfigError) as caught:
+        SchemaRegistry(widget_directory)
+    [problem] = caught.value.problems
+    assert problem.file == str(broken)
+    assert problem.what == ('"x-esb-document-number" must name a property of the schema, not "nmae" '
+                            '(did you mean "name"?)')
+
+
+def test_document_keys_come_from_the_schema_annotations(widget_directory):
+    annotated = widget_schema(2) | {"x-esb-document-number": "name", "x-esb-occurred-at": "quantity"}
+    write(widget_directory, "widget.v2.json", annotated)
+    registry = SchemaRegistry(widget_directory)
+
+    assert registry.document_keys("widget", 2) == DocumentKeys(document_number="name", occurred_at="quantity")
+    assert registry.document_keys("widget", 1) == DocumentKeys()  # no annotations: no keys
+    with pytest.raises(NotFound, match="unknown canonical type"):
+        registry.document_keys("gizmo")
 
 
 def test_a_missing_directory_is_a_config_error(tmp_path):

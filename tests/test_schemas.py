@@ -262,3 +262,28 @@ def test_examples_are_not_shared_between_documents_by_mistake(registry):
     """Each type's example is its own document: validating one as another fails."""
     order = copy.deepcopy(registry.schema("purchase_order")["examples"][0])
     assert not registry.is_valid("goods_receipt", order)
+
+
+# The business keys the bus reads from each type (CANONICAL.md): document number, revision, time.
+DOCUMENT_KEYS = {
+    "item": ("sku", None, None),
+    "purchase_order": ("order_number", "revision", None),
+    "inbound_notice": ("notice_number", None, "shipped_at"),
+    "goods_receipt": ("receipt_number", None, "received_at"),
+    "shipment_order": ("order_number", "revision", None),
+    "shipment_confirmation": ("shipment_number", None, "shipped_at"),
+    "inventory_snapshot": ("snapshot_id", None, "as_of"),
+    "inventory_adjustment": ("adjustment_number", None, "occurred_at"),
+    "stock_count": ("count_number", None, "counted_at"),
+    "inventory_discrepancy": (None, None, "as_of"),
+    "alert": (None, None, "occurred_at"),
+}
+
+
+@pytest.mark.parametrize("type_name", CANONICAL_TYPES)
+def test_each_type_names_its_document_number_revision_and_business_time(registry, type_name):
+    keys = registry.document_keys(type_name)
+
+    assert (keys.document_number, keys.revision, keys.occurred_at) == DOCUMENT_KEYS[type_name]
+    if keys.document_number:
+        assert keys.document_number in registry.schema(type_name)["required"]

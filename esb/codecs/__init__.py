@@ -8,6 +8,9 @@ A codec is a module with:
 - ``encode(document, **options) -> bytes``.
 - ``OPTIONS``: every option it accepts, name -> one line of documentation (unit, default).
   Mapping files are checked against it, so a misspelt option is a problem, not a surprise.
+- ``MEDIA_TYPES``: the content types of the format, the one it is sent as first. Nothing else
+  in the bus lists content types: ``content_type("csv")`` and ``format_of("text/csv; charset=gbk")``
+  read them.
 
 Registry: ``get_codec("csv")``, ``decode("csv", source, delimiter=";")``, ``encode(...)``.
 """
@@ -40,12 +43,31 @@ def formats() -> list[str]:
 
 
 def get_codec(name: str) -> ModuleType:
-    """The codec module of a format; KeyError with a "did you mean" sentence for an unknown one."""
-    from esb.problems import unknown
+    """The codec module of a format; `esb.errors.NotFound` with a "did you mean" sentence for an
+    unknown one."""
+    from esb.problems import UnknownName, unknown
 
     if name not in _MODULES:
-        raise KeyError(unknown("format", name, _MODULES))
+        raise UnknownName(unknown("format", name, _MODULES))
     return import_module(_MODULES[name])
+
+
+def content_type(format_name: str) -> str:
+    """The content type a document of this format is sent as (its codec's first media type)."""
+    return get_codec(format_name).MEDIA_TYPES[0]
+
+
+def format_of(content_type: str | None) -> str | None:
+    """The format of a content type (parameters and case ignored; a ``+json`` or ``+xml``
+    suffix counts as json or xml, RFC 6839), or None when no codec declares it."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if not media_type:
+        return None
+    for name in _MODULES:
+        if media_type in get_codec(name).MEDIA_TYPES:
+            return name
+    suffix = media_type.rpartition("+")[2] if "+" in media_type else ""
+    return suffix if suffix in ("json", "xml") else None
 
 
 def decode(format_name: str, source: bytes | BinaryIO, **options: Any) -> Iterator[Any]:

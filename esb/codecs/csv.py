@@ -21,6 +21,9 @@ from typing import Any, BinaryIO
 from esb.codecs import LINE_KEY, UTF8_BOM, as_stream, decoding_for, encoding_hint
 from esb.errors import DecodeError
 
+MEDIA_TYPES = ("text/csv",)
+"""Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
+
 MAX_LINE_BYTES = 1024 * 1024
 """Longest physical line accepted, in bytes (a file with no newlines is not a CSV file)."""
 

@@ -34,6 +34,9 @@ from typing import Any, BinaryIO
 from esb.codecs import LINE_KEY, RECORD_TYPE_KEY, UTF8_BOM, as_stream, decoding_for, encoding_hint
 from esb.errors import DecodeError
 
+MEDIA_TYPES = ("text/plain",)
+"""Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
+
 MAX_LINE_BYTES = 1024 * 1024
 
 OPTIONS = {

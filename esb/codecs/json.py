@@ -13,6 +13,9 @@ from esb import jsonfmt
 from esb.codecs import UTF8_BOM, as_stream, read_limited
 from esb.errors import DecodeError
 
+MEDIA_TYPES = ("application/json", "text/json")
+"""Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
+
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 OPTIONS = {

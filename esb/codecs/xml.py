@@ -30,6 +30,9 @@ from lxml import etree
 from esb.codecs import read_limited
 from esb.errors import DecodeError
 
+MEDIA_TYPES = ("application/xml", "text/xml")
+"""Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
+
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 OPTIONS = {
