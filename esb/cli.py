@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CONFIG = "routes.yaml"
 
@@ -31,6 +32,11 @@ def _broker_and_data_dir(args: argparse.Namespace, config) -> tuple[str | None, 
 
 class CommandFailed(Exception):
     """A command cannot go on; its text is the one line `main` prints before exit 1."""
+
+
+def first_set(*values: Any) -> Any:
+    """The first value that is set: `--port 0` (any free port) is a choice, not an absence."""
+    return next((value for value in values if value is not None and value != ""), None)
 
 
 def _load_config(args: argparse.Namespace):
@@ -178,8 +184,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RuntimeOptions(
         broker_url=broker_url,
         data_dir=data_dir,
-        host=args.host or env.get("ESB_HTTP_HOST") or settings.get("http_host") or "127.0.0.1",
-        port=int(args.port or env.get("ESB_HTTP_PORT") or settings.get("http_port") or 8080),
+        host=first_set(args.host, env.get("ESB_HTTP_HOST"), settings.get("http_host"), "127.0.0.1"),
+        port=int(first_set(args.port, env.get("ESB_HTTP_PORT"), settings.get("http_port"), 8080)),
         http=not consumer_only, sources=not consumer_only,
         journal=settings.get("journal"), credentials=credentials,
     )
