@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from esb.codecs import UTF8_BOM, decoding_for
+from esb.codecs import UTF8_BOM
+from esb.codecs.lines import LineReader, LinesTooLong, byte_order_mark
 from esb.errors import InputError
 
+FORMAT_NAMES = {"csv": "CSV", "fixedwidth": "fixed-width"}
+"""How errors name the formats read line by line."""
 
-class MessageTooLarge(Exception):
-    """A record or group larger than max_file_bytes (often an unterminated quote)."""
+MessageTooLarge = LinesTooLong
+"""A record or group larger than max_file_bytes (often an unterminated quote)."""
 
 
 @dataclass(slots=True)
@@ -25,44 +28,6 @@ class Record:
     last_line: int
     end_offset: int  # byte offset just after it
     key: Any = None
-
-
-class _RawLines:
-    """The physical lines of a binary stream as text (for csv.reader), keeping their raw bytes
-    since the last `take()` and counting lines and bytes."""
-
-    def __init__(self, stream: BinaryIO, encoding: str, limit: int, line: int = 0, offset: int = 0):
-        self.stream = stream
-        self.encoding = encoding
-        self.limit = limit
-        self.line = line
-        self.offset = offset
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        raw = self.stream.readline(self.limit - self._pending_bytes + 1)
-        if not raw:
-            raise StopIteration
-        self.line += 1
-        self.offset += len(raw)
-        self._pending.append(raw)
-        self._pending_bytes += len(raw)
-        if self._pending_bytes > self.limit:
-            raise MessageTooLarge(f"the record starting at line {self.line - len(self._pending) + 1} is "
-                                  f"larger than max_file_bytes ({self.limit} bytes); an unterminated quote?")
-        # undecodable bytes are the mapping's to report (with the rest of its error); here only the
-        # quotes and delimiters matter
-        return raw.decode(self.encoding, errors="replace")
-
-    def take(self) -> bytes:
-        raw = b"".join(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
-        return raw
 
 
 @dataclass(slots=True)
@@ -79,18 +44,14 @@ class FileReader:
 
     def open(self, stream: BinaryIO) -> None:
         """Read the byte order mark and (CSV) the header."""
-        self.encoding = decoding_for(self.options["encoding"])
-        head = stream.read(4)
-        bom = b""
-        if head.startswith(UTF8_BOM):
-            bom, self.encoding = UTF8_BOM, "utf-8"  # a UTF-8 BOM wins over the declared encoding
+        what = FORMAT_NAMES[self.options["format"]]
+        bom, self.encoding = byte_order_mark(stream.read(4), self.options["encoding"], what)
+        if bom == UTF8_BOM:
             self.prefix = UTF8_BOM  # repeated in every message, so each decodes as the file does
-        elif head.decode(self.encoding, errors="ignore").startswith("\ufeff"):
-            bom = "\ufeff".encode(self.encoding)  # e.g. GB18030's: dropped, the declared codec reads it
-        stream.seek(len(bom))
+        stream.seek(len(bom))  # another (GB18030's) is dropped: the declared codec reads the rest
         self.data_start = len(bom)
         if self.options["format"] == "csv" and self.options["header"]:
-            lines = _RawLines(stream, self.encoding, self.options["max_file_bytes"], 0, len(bom))
+            lines = self._lines(stream, 0, len(bom))
             try:
                 for row in self._csv_reader(lines):
                     if row:
@@ -101,7 +62,16 @@ class FileReader:
             self.prefix += lines.take()
             self.data_start, self.data_start_line = lines.offset, lines.line
 
-    def _csv_reader(self, lines: _RawLines):
+    def _lines(self, stream: BinaryIO, line: int, offset: int) -> LineReader:
+        # undecodable bytes are the mapping's to report (with the rest of its error); here only the
+        # quotes and delimiters matter
+        lines = LineReader(stream, self.options["encoding"], what=FORMAT_NAMES[self.options["format"]],
+                           strict=False, keep=True, max_bytes=self.options["max_file_bytes"],
+                           limit_name="max_file_bytes", line=line, offset=offset)
+        lines.encoding = self.encoding  # the byte order mark's, read by open()
+        return lines
+
+    def _csv_reader(self, lines: LineReader):
         return csv.reader(lines, delimiter=self.options["delimiter"], quotechar='"', strict=True)
 
     def _column_of(self, header: list[str]) -> int | None:
@@ -115,13 +85,13 @@ class FileReader:
 
     def records(self, stream: BinaryIO, offset: int, line: int) -> Iterator[Record]:
         stream.seek(offset)
-        lines = _RawLines(stream, self.encoding, self.options["max_file_bytes"], line, offset)
+        lines = self._lines(stream, line, offset)
         if self.options["format"] == "csv":
             yield from self._csv_records(lines)
         else:
             yield from self._fixed_records(lines)
 
-    def _csv_records(self, lines: _RawLines) -> Iterator[Record]:
+    def _csv_records(self, lines: LineReader) -> Iterator[Record]:
         reader = self._csv_reader(lines)
         while True:
             first = lines.line + 1
@@ -141,7 +111,7 @@ class FileReader:
             key = row[column] if column is not None and column < len(row) else None
             yield Record(raw, first, lines.line, lines.offset, key)
 
-    def _fixed_records(self, lines: _RawLines) -> Iterator[Record]:
+    def _fixed_records(self, lines: LineReader) -> Iterator[Record]:
         starts = self.options.get("group_starts_with")
         marker = starts.encode(self.encoding) if starts else None
         for _ in lines:
