@@ -27,24 +27,26 @@ name (never overwriting another file), or appends it to a batch file that is ren
 `batch_interval` has passed. `deliver` returns only after the data is on disk (fsync), so a
 message is never acked before it is durable.
 
-Modules: `spec` (options and checks), `claims`, `records` (reading a file as records or groups),
-`progress`, `reports` (the error report, moving files aside), `source`, `names` (the sink's
-name_template), `output` (atomic, non-overwriting writes), `sink`. Keywords `x-esb-*`: see
+Modules: `spec` (options and checks), `store` (the `FileStore` the source reads through, and
+`LocalDirectory`), `claims`, `records` (reading a file as records or groups), `progress`,
+`reports` (the error report), `source`, `names` (the sink's name_template), `sink` (writes
+through `esb.atomicfile`). Keywords `x-esb-*`: see
 adapters/rest.py.
 """
 
 from __future__ import annotations
 
 from adapters.flatfile.claims import CLAIM_MARK, Claim
-from adapters.flatfile.output import write_atomically
 from adapters.flatfile.records import FileReader, Record, group_records
 from adapters.flatfile.sink import FileSink
 from adapters.flatfile.source import FileSource
 from adapters.flatfile.spec import ENDPOINT_SCHEMA, check_endpoint
+from adapters.flatfile.store import FileStore, LocalDirectory
 from esb.plugins import AdapterSpec, register
 
-__all__ = ["CLAIM_MARK", "ENDPOINT_SCHEMA", "Claim", "FileReader", "FileSink", "FileSource", "Record",
-           "check_endpoint", "group_records", "write_atomically"]
+__all__ = ["CLAIM_MARK", "ENDPOINT_SCHEMA", "Claim", "FileReader", "FileSink", "FileSource", "FileStore",
+           "LocalDirectory", "Record",
+           "check_endpoint", "group_records"]
 
 register(AdapterSpec(
     name="file",

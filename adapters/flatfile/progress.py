@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from adapters.flatfile.store import Entry, FileStore
 
 PROGRESS_DIR = ".progress"
 
@@ -33,16 +33,41 @@ class Progress:
             self.problems.append(entry)
 
 
+class ProgressFiles:
+    """The progress files of one source directory: `<dir>/.progress/<name>.<size>.<mtime_ns>.json`
+    (size and time tell a new file of the same name from the one that was claimed)."""
 
-def write_json_atomically(path: Path, document: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    def __init__(self, store: FileStore, directory: Path):
+        self.store = store
+        self.folder = directory / PROGRESS_DIR
+
+    def path(self, name: str, entry: Entry) -> Path:
+        return self.folder / f"{name}.{entry.size}.{entry.mtime_ns}.json"
+
+    def load(self, path: Path, identity: str) -> Progress:
+        """The saved progress of the file `identity`, or a fresh one."""
+        try:
+            data = json.loads(self.store.read(path) or b"null")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or data.get("identity") != identity:
+            return Progress(identity)
+        return Progress(identity, int(data["offset"]), int(data["line"]), int(data.get("published", 0)),
+                        int(data.get("refused", 0)), list(data.get("problems", [])))
+
+    def save(self, path: Path, progress: Progress, worker: str) -> None:
+        document = {**progress.__dict__, "worker": worker, "saved_at": now_rfc3339()}
+        self.store.write(path, json_bytes(document))
+
+    def saved_at(self, path: Path) -> float | None:
+        """When `path` was last saved (seconds since the epoch), or None."""
+        entry = self.store.stat(path)
+        return entry.mtime_ns / 1e9 if entry is not None else None
+
+
+def json_bytes(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-

@@ -3,12 +3,14 @@ dead-lettered), and moving a finished file to processed_dir or error_dir."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
+
+from adapters.flatfile.progress import json_bytes
+from adapters.flatfile.store import FileStore
+
+REPORT_SUFFIX = ".error.json"
 
 MAX_LISTED_LINES = 100
 """A bad part of more lines than this is reported by its first and last line only."""
@@ -33,16 +35,12 @@ def problem_entry(error: BaseException, span: tuple[int, int] | None, dead_lette
 
 
 
-def move_aside(path: Path, directory: Path, name: str) -> Path:
-    """Move `path` to `directory/name`, adding a UTC time when that name is taken."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / name
-    if target.exists():
-        stem, dot, suffix = name.rpartition(".")
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        target = directory / (f"{stem}.{stamp}.{suffix}" if dot and stem else f"{name}.{stamp}")
-    try:
-        os.rename(path, target)
-    except OSError:  # another file system
-        shutil.move(str(path), str(target))
-    return target
+def write_report_and_move(store: FileStore, path: PurePath, error_dir: PurePath, name: str,
+                          report: dict[str, Any]) -> PurePath:
+    """Move the file at `path` (named `name` in the inbox) into `error_dir`, with the `report`
+    beside it as `<name>.error.json` (written first, so a file in error_dir always has one)."""
+    store.make_folder(error_dir)
+    target = store.free_name(error_dir, name, REPORT_SUFFIX)
+    report = {**report, "moved_to": str(target)}
+    store.write(target.with_name(target.name + REPORT_SUFFIX), json_bytes(report))
+    return store.move_aside(path, error_dir, target.name)

@@ -17,8 +17,8 @@ from typing import BinaryIO
 import jmespath
 
 from adapters.flatfile.names import ENVELOPE_FIELDS, PLACEHOLDER, safe_part, template_problems
-from adapters.flatfile.output import link_no_overwrite, write_atomically
 from adapters.flatfile.spec import options_of
+from esb.atomicfile import link_new, write_new
 from esb.codecs import decoding_for
 from esb.errors import Permanent, Retryable
 from esb.plugins import Sink
@@ -113,7 +113,7 @@ class FileSink(Sink):
         if self.batch_interval:
             return self._append(envelope, data)
         try:
-            return write_atomically(self.dir, self.file_name(envelope, datetime.now(UTC)), data).name
+            return write_new(self.dir, self.file_name(envelope, datetime.now(UTC)), data).name
         except OSError as error:
             raise Retryable(f"cannot write into {self.dir}: {error}") from error
 
@@ -171,7 +171,7 @@ class FileSink(Sink):
             return
         batch.handle.close()
         try:
-            final = link_no_overwrite(batch.path, self.dir, batch.name)
+            final = link_new(batch.path, self.dir, batch.name)
         except OSError:
             log.exception("cannot finish the batch file %s; it is finished at the next start", batch.path)
             return
@@ -185,7 +185,7 @@ class FileSink(Sink):
                 if path.stat().st_mtime > deadline:
                     continue  # a live worker's
                 name = path.name[1:].rsplit(".batch-", 1)[0]
-                final = link_no_overwrite(path, self.dir, name)
+                final = link_new(path, self.dir, name)
             except OSError as error:
                 log.warning("cannot finish the abandoned batch file %s: %s", path, error)
                 continue

@@ -4,20 +4,17 @@ docstring."""
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
-import os
-import secrets
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.flatfile.claims import CLAIM_MARK, CLAIMS_DIR, Claim, host_name, process_alive
-from adapters.flatfile.progress import PROGRESS_DIR, Progress, now_rfc3339, write_json_atomically
+from adapters.flatfile.claims import Claim, Claims
+from adapters.flatfile.progress import Progress, ProgressFiles, now_rfc3339
 from adapters.flatfile.records import FileReader, MessageTooLarge, group_records
-from adapters.flatfile.reports import move_aside, problem_entry
+from adapters.flatfile.reports import problem_entry, write_report_and_move
 from adapters.flatfile.spec import options_of
+from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory
 from esb import codecs
 from esb.errors import InputError, Unavailable
 from esb.plugins import RawMessage, Source, SourceContext
@@ -39,17 +36,16 @@ class SubmitStopped(Exception):
 class FileSource(Source):
     """Polls `dir` for complete files matching `pattern` and submits them; see the module docstring."""
 
-    def __init__(self, endpoint, system: dict | None, route_name: str):
+    def __init__(self, endpoint, system: dict | None, route_name: str, *, store: FileStore | None = None):
         self.options = options_of(endpoint)
         self.route = route_name
+        self.store = store or LocalDirectory()
         self.dir = Path(self.options["dir"])
-        self.claims_dir = self.dir / CLAIMS_DIR
-        self.progress_dir = self.dir / PROGRESS_DIR
+        self.claims = Claims(self.store, self.dir, float(self.options["reclaim_after"]))
+        self.progress_files = ProgressFiles(self.store, self.dir)
         self.processed_dir = Path(self.options["processed_dir"] or self.dir / "processed")
         self.error_dir = Path(self.options["error_dir"] or self.dir / "error")
         self.poll_interval = float(self.options["poll"])
-        self.reclaim_after = float(self.options["reclaim_after"])
-        self.pid, self.token, self.host = os.getpid(), secrets.token_hex(3), host_name()
         self.content_type = codecs.content_type(self.options["format"])
         if self.options["format"] in ("csv", "fixedwidth"):
             self.content_type += f"; charset={self.options['encoding']}"
@@ -59,12 +55,16 @@ class FileSource(Source):
 
     @property
     def worker(self) -> str:
-        return f"{self.pid}.{self.token}.{self.host}"
+        return self.claims.worker
+
+    @property
+    def host(self) -> str:
+        return self.claims.host
 
     def start(self, context: SourceContext) -> None:
         self._context = context
-        for directory in (self.dir, self.claims_dir, self.progress_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (self.dir, self.claims.folder, self.progress_files.folder):
+            self.store.make_folder(directory)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -73,7 +73,7 @@ class FileSource(Source):
     def poll(self) -> None:
         """Resume claims, then take new complete files, until done or the bus is unavailable."""
         try:
-            for claim in self._claims_to_resume():
+            for claim in self.claims.to_resume(self._last_progress):
                 self._process(claim)
             for name in self._complete_files():
                 if self._stopping.is_set():
@@ -89,21 +89,13 @@ class FileSource(Source):
         pattern, mode = self.options["pattern"], self.options["complete_when"]
         seen: dict[str, tuple[int, int]] = {}
         names: set[str] = set()
-        try:
-            entries = list(os.scandir(self.dir))
-        except FileNotFoundError:
-            return []
-        for entry in entries:
+        for entry in self.store.entries(self.dir):
             names.add(entry.name)
             if entry.name.startswith(".") or entry.name.endswith(DONE_SUFFIX):
                 continue
-            if not fnmatch.fnmatchcase(entry.name, pattern) or not entry.is_file(follow_symlinks=False):
+            if not fnmatch.fnmatchcase(entry.name, pattern) or entry.kind != FILE:
                 continue
-            try:
-                stat = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # another worker claimed it since the scan
-            seen[entry.name] = (stat.st_size, stat.st_mtime_ns)
+            seen[entry.name] = (entry.size, entry.mtime_ns)
         ready = []
         for name, size in sorted(seen.items()):
             if mode == "rename":
@@ -117,77 +109,36 @@ class FileSource(Source):
         return ready
 
     def _claim(self, path: Path, name: str) -> Claim | None:
-        """Rename `path` into the claims folder under this worker's name; None if another was faster."""
-        claimed_ms = int(time.time() * 1000)
-        target = self.claims_dir / f"{name}{CLAIM_MARK}{claimed_ms}.{self.worker}"
-        try:
-            os.rename(path, target)
-        except FileNotFoundError:
-            return None  # another worker claimed it first
+        """Claim `path` for this worker; None if another was faster."""
+        claim = self.claims.take(path, name)
+        if claim is None:
+            return None
         if self.options["complete_when"] == "done-marker":
             # at once, so a new file of the same name is not taken before its own marker
-            (self.dir / (name + DONE_SUFFIX)).unlink(missing_ok=True)
+            self.store.remove(self.dir / (name + DONE_SUFFIX))
         self._sizes.pop(name, None)
-        return Claim(target, name, claimed_ms, self.pid, self.token, self.host)
+        return claim
 
-    def _claims_to_resume(self) -> list[Claim]:
-        try:
-            paths = sorted(self.claims_dir.iterdir())
-        except FileNotFoundError:
-            return []
-        resumable = []
-        for path in paths:
-            claim = Claim.parse(path)
-            if claim is None:
-                continue
-            if claim.worker == self.worker:
-                resumable.append(claim)
-            elif self._is_stale(claim):
-                taken = self._claim(path, claim.name)
-                if taken is not None:
-                    log.warning("route %s: resuming %s, claimed by worker %s that stopped", self.route,
-                                claim.name, claim.worker)
-                    resumable.append(taken)
-        return resumable
-
-    def _is_stale(self, claim: Claim) -> bool:
-        if claim.host == self.host and claim.pid != self.pid and not process_alive(claim.pid):
-            return True
-        last_sign_of_life = claim.claimed_ms / 1000
-        try:
-            stat = claim.path.stat()
-            last_sign_of_life = max(last_sign_of_life, self._progress_path(claim.name, stat).stat().st_mtime)
-        except FileNotFoundError:
-            pass
-        return time.time() - last_sign_of_life >= self.reclaim_after
+    def _last_progress(self, claim: Claim) -> float | None:
+        entry = self.store.stat(claim.path)
+        return None if entry is None else self.progress_files.saved_at(self._progress_path(claim.name, entry))
 
     # --- one file ---------------------------------------------------------------------------
-    def _progress_path(self, name: str, stat: os.stat_result) -> Path:
-        return self.progress_dir / f"{name}.{stat.st_size}.{stat.st_mtime_ns}.json"
-
-    def _load_progress(self, path: Path, identity: str) -> Progress:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            return Progress(identity)
-        if data.get("identity") != identity:
-            return Progress(identity)
-        return Progress(identity, int(data["offset"]), int(data["line"]), int(data.get("published", 0)),
-                        int(data.get("refused", 0)), list(data.get("problems", [])))
+    def _progress_path(self, name: str, entry: Entry) -> Path:
+        return self.progress_files.path(name, entry)
 
     def _save_progress(self, path: Path, progress: Progress) -> None:
-        write_json_atomically(path, {**progress.__dict__, "worker": self.worker, "saved_at": now_rfc3339()})
+        self.progress_files.save(path, progress, self.worker)
 
     def _process(self, claim: Claim) -> None:
-        try:
-            stat = claim.path.stat()
-        except FileNotFoundError:
+        stat = self.store.stat(claim.path)
+        if stat is None:
             return  # taken over meanwhile
-        identity = f"{claim.name}:{stat.st_size}:{stat.st_mtime_ns}"
+        identity = f"{claim.name}:{stat.size}:{stat.mtime_ns}"
         progress_path = self._progress_path(claim.name, stat)
-        progress = self._load_progress(progress_path, identity)
+        progress = self.progress_files.load(progress_path, identity)
         fatal: str | None = None
-        if stat.st_size == 0:
+        if stat.size == 0:
             fatal = "the file is empty (0 bytes)"
         elif self.options["per"] == "file":
             fatal = self._submit_whole_file(claim, stat, progress, progress_path)
@@ -201,17 +152,18 @@ class FileSource(Source):
                 fatal = str(error)
         self._finish(claim, stat, progress, progress_path, fatal)
 
-    def _submit_whole_file(self, claim: Claim, stat: os.stat_result, progress: Progress,
+    def _submit_whole_file(self, claim: Claim, stat: Entry, progress: Progress,
                            progress_path: Path) -> str | None:
         limit = self.options["max_file_bytes"]
-        if stat.st_size > limit:
-            return f"the file is {stat.st_size} bytes, larger than max_file_bytes ({limit} bytes)"
-        if progress.offset >= stat.st_size:
+        if stat.size > limit:
+            return f"the file is {stat.size} bytes, larger than max_file_bytes ({limit} bytes)"
+        if progress.offset >= stat.size:
             return None  # done before a crash; only the move was missing
-        body = claim.path.read_bytes()
+        with self.store.open(claim.path) as stream:
+            body = stream.read(limit + 1)
         raw = RawMessage(body, self.content_type, {"file": claim.name, "route": self.route})
         self._submit(raw, progress.identity, progress, span=None)
-        progress.offset, progress.line = stat.st_size, body.count(b"\n")
+        progress.offset, progress.line = stat.size, body.count(b"\n")
         self._save_progress(progress_path, progress)
         return None
 
@@ -219,7 +171,7 @@ class FileSource(Source):
         """Submit each record or group after the saved progress; False when stopped before the end."""
         reader = FileReader(self.options)
         saved_at, unsaved = time.monotonic(), 0
-        with open(claim.path, "rb") as stream:
+        with self.store.open(claim.path) as stream:
             reader.open(stream)
             offset, line = max(progress.offset, reader.data_start), max(progress.line, reader.data_start_line)
             records = reader.records(stream, offset, line)
@@ -270,29 +222,17 @@ class FileSource(Source):
         except Unavailable as failure:
             raise SubmitStopped(f"could not dead-letter a refused part: {failure}") from failure
 
-    def _finish(self, claim: Claim, stat: os.stat_result, progress: Progress, progress_path: Path,
+    def _finish(self, claim: Claim, stat: Entry, progress: Progress, progress_path: Path,
                 fatal: str | None) -> None:
         if fatal is None and not progress.refused:
-            target = move_aside(claim.path, self.processed_dir, claim.name)
+            self.store.move_aside(claim.path, self.processed_dir, claim.name)
             log.info("route %s: %s done, %d messages", self.route, claim.name, progress.published)
         else:
-            self.error_dir.mkdir(parents=True, exist_ok=True)
-            target = self._target_name(self.error_dir, claim.name)
-            report = {"file": claim.name, "moved_to": str(target), "route": self.route,
-                      "size": stat.st_size, "at": now_rfc3339(), "error": fatal,
-                      "published": progress.published, "refused": progress.refused,
+            report = {"file": claim.name, "route": self.route, "size": stat.size, "at": now_rfc3339(),
+                      "error": fatal, "published": progress.published, "refused": progress.refused,
                       "problems": progress.problems,
                       "problems_not_listed": max(0, progress.refused - len(progress.problems))}
-            write_json_atomically(target.with_name(target.name + ".error.json"), report)
-            move_aside(claim.path, self.error_dir, target.name)
+            target = write_report_and_move(self.store, claim.path, self.error_dir, claim.name, report)
             log.warning("route %s: %s moved to %s: %s", self.route, claim.name, target,
                         fatal or f"{progress.refused} bad parts (dead-lettered)")
-        progress_path.unlink(missing_ok=True)
-
-    @staticmethod
-    def _target_name(directory: Path, name: str) -> Path:
-        target = directory / name
-        if target.exists() or target.with_name(name + ".error.json").exists():
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            target = directory / f"{name}.{stamp}"
-        return target
+        self.store.remove(progress_path)
