@@ -3,7 +3,8 @@
 What it runs:
 - the shipped `routes.yaml` and mappings, unchanged except that ERP_URL, ERP_TOKEN, WMS_URL,
   WMS_API_KEY and WMS_EXPORT_DIR point at the simulators and a temporary directory, and the file
-  poll runs every 0.5 s instead of 10 s (so the demo does not wait for it);
+  poll runs every 0.5 s instead of 10 s with no min_age (the simulated WMS renames a finished
+  file into place), so the demo does not wait for it;
 - a simulated ERP (`POST /erp/goods-receipts`, `POST /erp/goods-issues`, bearer token) and a
   simulated WMS (`POST /wms/inbound-orders`, API key), small Flask apps served by waitress on free
   loopback ports. They record every call and answer like the real systems: 201 with their id,
@@ -172,7 +173,8 @@ def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "") ->
     for route in config.routes:
         source = route.source
         if source.adapter == "file":
-            source = dataclasses.replace(source, options={**source.options, "poll": FILE_POLL})
+            source = dataclasses.replace(source, options={**source.options, "poll": FILE_POLL,
+                                                                   "min_age": 0})
         routes.append(dataclasses.replace(route, name=prefix + route.name, source=source))
     return dataclasses.replace(config, routes=tuple(routes))
 

@@ -81,6 +81,10 @@ class SourceContext:
     """For polled sources: store a raw payload that `submit` refused (InputError) in the route's
     dead-letter queue with its error, confirmed, so it can be replayed once fixed. Raises
     `esb.errors.Unavailable` when it could not be stored (then keep the input and try later)."""
+    set_aside: Callable[[str], None] | None = None
+    """For polled sources: count one input set aside (a file moved to an error folder, or one
+    that could not even be moved); the argument is the reason (`refused`, `empty`, `unreadable`,
+    `not_regular`, `error`, `unmovable`, ...), a metric label."""
 
 
 class Source:

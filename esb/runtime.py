@@ -160,7 +160,8 @@ class Runtime:
         context = SourceContext(route=route.name, submit=partial(self.submit, route.name),
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
-                                dead_letter=partial(self.dead_letter, route.name))
+                                dead_letter=partial(self.dead_letter, route.name),
+                                set_aside=partial(metrics.file_set_aside, route.name))
         source.start(context)
         self.sources.append(source)
         if source.poll_interval:

@@ -23,8 +23,9 @@ from esb.routes import Endpoint
 DATA = Path(__file__).resolve().parent / "data" / "flatfile"
 
 
-class Crash(Exception):
-    """Stands for the worker dying in the middle of a file."""
+class Crash(BaseException):
+    """Stands for the worker dying in the middle of a file (not an error of the file: a
+    BaseException, as SystemExit or KeyboardInterrupt are)."""
 
 
 class Bus:
@@ -69,7 +70,7 @@ class Bus:
 
 
 def make_source(directory: Path, bus: Bus, **options) -> FileSource:
-    options = {"dir": str(directory), "complete_when": "rename", **options}
+    options = {"dir": str(directory), "min_age": 0, **options}
     source = FileSource(Endpoint("file", options), None, "files")
     source.start(bus.context(directory.parent / "data"))
     return source
@@ -193,13 +194,13 @@ def test_an_empty_file_goes_to_error_with_a_report_and_nothing_is_dead_lettered(
     assert (inbox / "error" / "empty.csv").exists()
 
 
-def test_a_file_with_only_a_header_is_processed_with_no_message(inbox):
+def test_an_empty_file_is_processed_with_empty_file_ignore(inbox):
     bus = Bus("stock_lines.in.yaml")
-    (inbox / "header_only.csv").write_bytes(b"sku,qty,description\r\n")
+    (inbox / "empty.csv").write_bytes(b"")
 
-    make_source(inbox, bus, per="record").poll()
+    make_source(inbox, bus, per="record", empty_file="ignore").poll()
 
-    assert bus.published == [] and (inbox / "processed" / "header_only.csv").exists()
+    assert bus.published == [] and (inbox / "processed" / "empty.csv").exists()
 
 
 # --- per file, per group -----------------------------------------------------------------------
@@ -270,35 +271,6 @@ def test_a_group_larger_than_max_file_bytes_stops_the_file_with_a_report(inbox):
 
 
 # --- when a file is complete -------------------------------------------------------------------
-
-def test_size_stable_takes_a_file_on_the_second_scan_with_the_same_size(inbox):
-    bus = Bus("stock_lines.in.yaml")
-    source = make_source(inbox, bus, complete_when="size-stable", per="record")
-    path = inbox / "growing.csv"
-    path.write_bytes(b"sku,qty,description\nA1,1,one\n")
-
-    source.poll()
-    with open(path, "ab") as handle:
-        handle.write(b"A2,2,two\n")
-    source.poll()
-    assert bus.published == []
-    source.poll()
-
-    assert [d["sku"] for d in bus.documents] == ["A1", "A2"]
-
-
-def test_done_marker_waits_for_the_marker_and_removes_it(inbox):
-    bus = Bus("stock_lines.in.yaml")
-    source = make_source(inbox, bus, complete_when="done-marker", per="record")
-    drop(inbox, "bad_quantity.csv", "a.csv")
-
-    source.poll()
-    assert bus.calls == 0
-    (inbox / "a.csv.done").touch()
-    source.poll()
-
-    assert bus.calls == 3 and not (inbox / "a.csv.done").exists()
-
 
 def test_dot_files_and_names_outside_the_pattern_are_left_alone(inbox):
     bus = Bus("stock_lines.in.yaml")

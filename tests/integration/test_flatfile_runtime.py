@@ -28,7 +28,7 @@ settings: {{broker_url: "{broker_url}", data_dir: data}}
 routes:
   - name: {route}
     from: {{file: {{dir: inbox, pattern: "GR_*.csv", encoding: gbk, per: group, group_by: receipt_no,
-                   complete_when: rename, poll: 200ms}}}}
+                   min_age: 0, poll: 200ms}}}}
     map: {PROJECT / "mappings" / "wms" / "goods_receipt.in.yaml"}
     validate: goods_receipt
     to:
