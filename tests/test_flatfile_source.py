@@ -30,7 +30,9 @@ class Crash(BaseException):
 
 class Bus:
     """A `submit` like the runtime's: decode and map with a real Mapping (InputError for bad input),
-    de-duplicate by idempotency key, and record what was published and dead-lettered."""
+    store the key and metadata as UTF-8 (as the idempotency store and message headers do),
+    de-duplicate by idempotency key, answer no ids for input that makes no message, and record
+    what was published, dead-lettered and set aside."""
 
     def __init__(self, mapping: str | None = None, *, crash_after: int | None = None,
                  unavailable_after: int | None = None):
@@ -41,6 +43,7 @@ class Bus:
         self.published: list[tuple[str, list[dict], dict]] = []  # (key, documents, metadata)
         self.keys: set[str] = set()
         self.dead: list[tuple[RawMessage, BaseException]] = []
+        self.set_aside: list[str] = []
         self.lock = threading.Lock()
 
     def submit(self, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
@@ -51,6 +54,9 @@ class Bus:
             if self.unavailable_after is not None and self.calls > self.unavailable_after:
                 raise Unavailable("broker down")
             documents = list(self.mapping.run(raw.body)) if self.mapping else []
+            json.dumps([idempotency_key, raw.metadata], ensure_ascii=False).encode("utf-8")
+            if self.mapping and not documents:
+                return Accepted(())
             if idempotency_key in self.keys:
                 return Accepted(("first",), duplicate=True)
             self.keys.add(idempotency_key)
@@ -58,20 +64,21 @@ class Bus:
             return Accepted((str(len(self.published)),))
 
     def dead_letter(self, raw: RawMessage, error: BaseException) -> None:
+        json.dumps(raw.metadata, ensure_ascii=False).encode("utf-8")
         self.dead.append((raw, error))
 
     def context(self, data_dir: Path) -> SourceContext:
         return SourceContext(route="files", submit=self.submit, add_url_rule=lambda *a, **k: None,
-                             data_dir=data_dir, dead_letter=self.dead_letter)
+                             data_dir=data_dir, dead_letter=self.dead_letter, set_aside=self.set_aside.append)
 
     @property
     def documents(self) -> list[dict]:
         return [document for _, documents, _ in self.published for document in documents]
 
 
-def make_source(directory: Path, bus: Bus, **options) -> FileSource:
+def make_source(directory: Path, bus: Bus, clock=None, **options) -> FileSource:
     options = {"dir": str(directory), "min_age": 0, **options}
-    source = FileSource(Endpoint("file", options), None, "files")
+    source = FileSource(Endpoint("file", options), None, "files", **({"clock": clock} if clock else {}))
     source.start(bus.context(directory.parent / "data"))
     return source
 

@@ -70,7 +70,8 @@ class ProgressFiles:
 
 
 def json_bytes(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    """`document` as UTF-8 JSON; a stray surrogate (a file name's undecodable byte) is escaped."""
+    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8", "backslashreplace")
 
 
 def now_rfc3339() -> str:

@@ -31,7 +31,7 @@ def problem_entry(error: BaseException, span: tuple[int, int] | None, dead_lette
     entry: dict[str, Any] = {"line": lines[0] if lines else None, "last_line": lines[-1] if lines else None,
                              "lines": lines if len(lines) <= MAX_LISTED_LINES else None,
                              "error": getattr(error, "kind", type(error).__name__),
-                             "message": getattr(error, "message", str(error))}
+                             "message": getattr(error, "message", None) or describe(error)}
     problems = getattr(error, "problems", None)
     if problems:
         entry["problems"] = [problem.as_dict() for problem in problems]
@@ -46,7 +46,7 @@ def write_report_and_move(store: FileStore, path: PurePath, error_dir: PurePath,
     beside it as `<name>.error.json` (written first, so a file in error_dir always has one)."""
     store.make_folder(error_dir)
     target = store.free_name(error_dir, name, REPORT_SUFFIX)
-    report = {**report, "moved_to": str(target)}
+    report = {**report, "moved_to": display_name(str(target))}
     store.write(target.with_name(target.name + REPORT_SUFFIX), json_bytes(report))
     return store.move_aside(path, error_dir, target.name)
 

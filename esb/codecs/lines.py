@@ -43,12 +43,18 @@ def byte_order_mark(head: bytes, encoding: str, what: str) -> tuple[bytes, str]:
     return b"", codec
 
 
+def nul_error(what: str, line: int, raw: bytes) -> DecodeError:
+    """A NUL byte in a text line: no text encoding the bus reads has one (a binary or UTF-16 file)."""
+    return DecodeError(f"{what} line {line}: a NUL byte at byte {raw.index(0) + 1} (a binary or UTF-16 "
+                       f"file?)")
+
+
 class LineReader:
     """Lines of `stream` from byte `offset` (line `line`); iterating gives them as text.
 
     Parameters: `encoding` (declared, e.g. gbk; a byte order mark at offset 0 is honoured),
     `what` (the format named in errors, e.g. "CSV"), `strict` (True: a line that does not decode
-    is a DecodeError; False: undecodable bytes are replaced), `keep` (keep the
+    or holds a NUL byte is a DecodeError; False: undecodable bytes are replaced), `keep` (keep the
     raw bytes until `take()`), `max_bytes` (the longest line, or with `keep` the most bytes kept,
     default `MAX_LINE_BYTES`; more is `LinesTooLong`), `limit_name` (the option that sets
     `max_bytes`, named in that error)."""
@@ -94,6 +100,8 @@ class LineReader:
         if at_start:
             bom, self.encoding = byte_order_mark(raw[:4], self.declared, self.what)
             raw = raw[len(bom):]
+        if self.strict and b"\x00" in raw:
+            raise nul_error(self.what, self.line, raw)
         return raw
 
     def text(self, raw: bytes) -> str:
