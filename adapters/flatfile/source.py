@@ -130,7 +130,11 @@ class FileSource(Source):
             raise
         except Exception as error:  # noqa: BLE001 - one file never stops the poll
             log.exception("route %s: handling %s failed", self.route, display_name(claim.name))
-            self._fail(claim.path, claim.name, claim, describe(error), "error")
+            entry = self.store.stat(claim.path)
+            self._fail(claim.path, claim.name, claim, describe(error), "error",
+                       size=entry.size if entry else None)
+            if entry is not None:
+                self.store.remove(self._progress_path(claim.name, entry))
 
     def _move_stray(self, stray: Stray) -> None:
         path = self.dir / stray.entry.name
