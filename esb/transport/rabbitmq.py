@@ -621,7 +621,10 @@ class RabbitMQTransport(Transport):
             on_message = functools.partial(self._on_message, state)
 
             def qos_ok(_frame: Any) -> None:
-                state.consumer_tag = channel.basic_consume(consumer.queue_name, on_message, auto_ack=False)
+                # paused (or resumed, which consumed already) while the channel was opening
+                if state.consumer_tag is None and not consumer.paused and not consumer.stopping:
+                    state.consumer_tag = channel.basic_consume(consumer.queue_name, on_message,
+                                                               auto_ack=False)
 
             channel.basic_qos(prefetch_count=consumer.prefetch, callback=qos_ok)
 
