@@ -31,14 +31,9 @@ from esb.logs import message_fields
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
-from esb.transport import (
-    DEFAULT_PREFETCH,
-    Delivery,
-    PublishError,
-    Transport,
-    TransportEvents,
-    create_transport,
-)
+from esb.transport import create_transport
+from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport, TransportEvents
+from esb.transport.errors import PublishError
 from esb.web import HttpServer, ReadinessCheck, create_app
 
 if TYPE_CHECKING:
