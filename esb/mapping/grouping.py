@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from esb.codecs import LINE_KEY, RECORD_TYPE_KEY
 from esb.errors import DecodeError
-from esb.mapping.expressions import is_empty
+from esb.mapping.functions import is_empty
 from esb.problems import did_you_mean
 
 

@@ -11,7 +11,7 @@ from esb import codecs
 from esb.conversions import ConversionError
 from esb.errors import ConfigError, DecodeError, MappingError
 from esb.mapping.compiler import CompiledMapping, compile_file
-from esb.mapping.expressions import InputScope, is_empty
+from esb.mapping.functions import InputScope, is_empty
 from esb.mapping.grouping import group_by_header, group_by_key
 from esb.mapping.nodes import OMIT, Run
 from esb.problems import Problem

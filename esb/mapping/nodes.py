@@ -33,7 +33,8 @@ from esb.conversions import (
     to_text,
 )
 from esb.errors import FieldProblem
-from esb.mapping.expressions import Expression, is_empty, truthy
+from esb.mapping.expressions import Expression
+from esb.mapping.functions import is_empty, truthy
 from esb.problems import did_you_mean
 
 OMIT = object()
