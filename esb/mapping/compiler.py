@@ -79,11 +79,15 @@ class _Compiler:
                                               f"not {show(text)}")
             return None
         try:
-            return Expression(text)
+            expression = Expression(text)
         except jmespath.exceptions.JMESPathError as error:
             detail = " ".join(str(error).split())
             self.problem(line_of(where, key), f"{label}: bad JMESPath expression {text!r}: {detail}")
             return None
+        problems = expression.problems()
+        for sentence in problems:
+            self.problem(line_of(where, key), f"{label}: {sentence} (in {text!r})")
+        return None if problems else expression
 
     # --- the top level ---------------------------------------------------------------------
     def compile(self) -> CompiledMapping:

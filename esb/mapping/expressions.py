@@ -7,7 +7,7 @@ expressions can call besides JMESPath's own functions is in `esb.mapping.functio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jmespath
@@ -15,12 +15,18 @@ import jmespath.exceptions
 import jmespath.visitor
 
 from esb.conversions import ConversionError
-from esb.mapping.functions import MappingFunctions
+from esb.mapping.functions import MappingFunctions, regex
+from esb.problems import unknown
 
 _INTERPRETER = jmespath.visitor.TreeInterpreter(jmespath.Options(custom_functions=MappingFunctions()))
 
 
 # === compiled expressions ==================================================================
+
+class NullInput(ConversionError):
+    """An expression that failed because a function met null (``join(', ', missing)``): to an
+    optional field, no value; to a required one, an error."""
+
 
 class Expression:
     """A JMESPath expression, parsed and turned into Python closures once.
@@ -40,9 +46,18 @@ class Expression:
     def _guarded(self, data: Any) -> Any:
         try:
             return self._compiled(data)
+        except jmespath.exceptions.JMESPathTypeError as error:
+            kind = NullInput if error.actual_type == "null" else ConversionError
+            raise kind(f"expression {self.text!r} to work ({error})") from None
         except (jmespath.exceptions.JMESPathError, TypeError, ValueError, ArithmeticError) as error:
             # TypeError: JMESPath orders a string against a number by Python's rules ("a" > 0)
             raise ConversionError(f"expression {self.text!r} to work ({error})") from None
+
+    def problems(self) -> list[str]:
+        """What is wrong with the expression's function calls, found without running it: an
+        unknown function (with "did you mean"), a wrong number of arguments, a bad literal regular
+        expression."""
+        return list(_call_problems(jmespath.compile(self.text).parsed))
 
 
 def _is_plain_path(ast: dict) -> bool:
@@ -135,3 +150,26 @@ def _filter_projection(base: Callable, project: Callable, condition: Callable) -
         return collected
 
     return filtered
+
+
+def _call_problems(node: dict) -> Iterator[str]:
+    for child in node.get("children", []):
+        yield from _call_problems(child)
+    if node["type"] != "function_expression":
+        return
+    name, arguments = node["value"], node["children"]
+    table = _INTERPRETER._functions.FUNCTION_TABLE
+    if name not in table:
+        yield unknown("function", f"{name}()", [f"{known}()" for known in table])
+        return
+    signature = table[name]["signature"]
+    variadic = bool(signature) and signature[-1].get("variadic", False)
+    if len(arguments) < len(signature) or not variadic and len(arguments) != len(signature):
+        wanted = f"at least {len(signature)}" if variadic else str(len(signature))
+        yield f"{name}() takes {wanted} argument{'s' if wanted != '1' else ''}, not {len(arguments)}"
+        return
+    if name in ("matches", "regex_replace") and len(arguments) > 1 and arguments[1]["type"] == "literal":
+        try:
+            regex(str(arguments[1]["value"]))
+        except ValueError as error:
+            yield f"{name}(): {error}"
