@@ -98,7 +98,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     from esb.mapping import load_mapping
 
     try:
-        mapping = load_mapping(args.mapping)
+        mapping = load_mapping(args.mapping, timezone=args.timezone)
     except ConfigError as error:
         return _fail(f"{args.mapping} cannot be used:\n" + "\n".join(f"  {p}" for p in error.problems))
     registry = None
@@ -334,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument("mapping", help="mapping file (YAML)")
     mapper.add_argument("input", help="input file (as the mapping's input format says), or - for stdin")
     mapper.add_argument("--validate", metavar="TYPE", help="validate each result against this canonical type")
+    mapper.add_argument("--timezone", metavar="ZONE",
+                        help="IANA zone of local times for a mapping without a timezone of its own (default "
+                             "UTC; the bus uses settings.timezone)")
 
     runner = command("run", "run the bus: inbound endpoints, pollers, consumers and monitoring", _cmd_run)
     runner.add_argument("--broker", help="broker URL (default: $ESB_BROKER_URL, then settings.broker_url)")

@@ -49,12 +49,16 @@ class CompiledMapping:
     group_starts_with: str | None
 
 
-def compile_file(path: str | Path) -> tuple[CompiledMapping | None, list[Problem]]:
-    """The compiled mapping file and every problem found (compiled is None when it cannot be read)."""
+def compile_file(path: str | Path, *,
+                 timezone: str | None = None) -> tuple[CompiledMapping | None, list[Problem]]:
+    """The compiled mapping file and every problem found (compiled is None when it cannot be read).
+
+    ``timezone``: the zone of local times when the file declares none (``settings.timezone``);
+    default `DEFAULT_TIMEZONE`."""
     spec, problems = read_mapping_file(path)
     if spec is None:
         return None, problems
-    compiler = _Compiler(str(path), spec)
+    compiler = _Compiler(str(path), spec, timezone or DEFAULT_TIMEZONE)
     compiled = compiler.compile()
     return compiled, compiler.problems
 
@@ -62,12 +66,13 @@ def compile_file(path: str | Path) -> tuple[CompiledMapping | None, list[Problem
 class _Compiler:
     """Builds the nodes of a mapping file and collects every problem with its line."""
 
-    def __init__(self, path: str, spec: YamlMap):
+    def __init__(self, path: str, spec: YamlMap, default_timezone: str):
         self.path = path
         self.spec = spec
         self.problems: list[Problem] = []
         self.tables: dict[str, CodeTable] = {}
         self.unit_factors: dict[str, dict[str, Decimal]] = {}
+        self.default_timezone = default_timezone
         self.zone = ZoneInfo(DEFAULT_TIMEZONE)
 
     def problem(self, line: int, what: str) -> None:
@@ -107,8 +112,10 @@ class _Compiler:
                 self.problem(line_of(spec, "canonical_type"), unknown_type)
         elif direction == "in":
             self.problem(spec.line, "canonical_type is missing: the canonical type this mapping produces")
-        zone_name = spec.get("timezone", DEFAULT_TIMEZONE)
-        self.zone = self.timezone(zone_name, spec, "timezone") or self.zone
+        if "timezone" in spec:
+            self.zone = self.timezone(spec["timezone"], spec, "timezone") or self.zone
+        else:
+            self.zone = self.timezone(self.default_timezone, spec, None) or self.zone
         self.compile_tables(spec.get("tables") or {})
         self.compile_unit_factors(spec.get("unit_factors") or {})
         input_options = self.format_options(spec, "input", required=direction == "in",
@@ -133,12 +140,16 @@ class _Compiler:
         return CompiledMapping(direction, canonical_type, root, input_options or {"format": "json"},
                                output_options or {"format": "json"}, split, group_by, group_starts_with)
 
-    def timezone(self, name: Any, where: Any, key: str) -> ZoneInfo | None:
+    def timezone(self, name: Any, where: Any, key: str | None) -> ZoneInfo | None:
+        """The zone of ``where[key]``; ``key`` None: the default zone given to the compiler."""
         try:
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
-            self.problem(line_of(where, key), f'unknown time zone {show(name)} (an IANA name such as '
-                                              f'"Asia/Shanghai" or "Europe/Berlin")')
+            given = "" if key is not None else " (the default of mappings without a timezone: " \
+                                               "settings.timezone or --timezone)"
+            self.problem(line_of(where, key) if key else 0,
+                         f'unknown time zone {show(name)}{given} (an IANA name such as "Asia/Shanghai" or '
+                         f'"Europe/Berlin")')
             return None
 
     def format_options(self, spec: YamlMap, key: str, *, required: bool,

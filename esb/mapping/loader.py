@@ -91,29 +91,31 @@ class Mapping:
 
 # === load, check, cache ====================================================================
 
-_CACHE: dict[str, tuple[tuple[int, int], Mapping]] = {}
+_CACHE: dict[tuple[str, str | None], tuple[tuple[int, int], Mapping]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def check_mapping(path: str | Path) -> list[Problem]:
+def check_mapping(path: str | Path, *, timezone: str | None = None) -> list[Problem]:
     """Every problem of a mapping file (empty when it is fine), each with its YAML line."""
-    return compile_file(path)[1]
+    return compile_file(path, timezone=timezone)[1]
 
 
-def load_mapping(path: str | Path) -> Mapping:
-    """The compiled mapping, cached by path and modification time; ConfigError listing every problem."""
+def load_mapping(path: str | Path, *, timezone: str | None = None) -> Mapping:
+    """The compiled mapping, cached by path, modification time and ``timezone``; ConfigError
+    listing every problem. ``timezone`` (an IANA name, ``settings.timezone``) is the zone of
+    local times for a mapping that declares none (default UTC)."""
     resolved = Path(path).resolve()
     try:
         stat = resolved.stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         stamp = None
-    key = str(resolved)
+    key = (str(resolved), timezone or None)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-    compiled, problems = compile_file(path)
+    compiled, problems = compile_file(path, timezone=timezone)
     if problems or compiled is None:
         raise ConfigError(problems)
     mapping = Mapping(str(path), compiled)
