@@ -412,6 +412,18 @@ def group_records(records: Iterator[Record], per: str, group_by: str | None,
         yield group
 
 
+def part_body(prefix: bytes, group: list[Record]) -> bytes:
+    """The message of a record or group: the prefix, then its records, with an empty line for
+    each blank line of the file between them, so that the mapping, told the first record's line
+    (metadata ``line``), counts every record's line in the file."""
+    parts = [prefix]
+    for index, record in enumerate(group):
+        if index:
+            parts.append(b"\n" * max(record.first_line - group[index - 1].last_line - 1, 0))
+        parts.append(record.raw)
+    return b"".join(parts)
+
+
 # --- progress and the error report -----------------------------------------------------------
 
 @dataclass
@@ -677,7 +689,7 @@ class FileSource(Source):
                     if self._stopping.is_set():
                         return False
                     first, last = group[0].first_line, group[-1].last_line
-                    body = reader.prefix + b"".join(record.raw for record in group)
+                    body = part_body(reader.prefix, group)
                     raw = RawMessage(body, self.content_type, {"file": claim.name, "line": first,
                                                                "last_line": last, "route": self.route})
                     refused = self._submit(raw, f"{progress.identity}:{first}", progress, span=(first, last))

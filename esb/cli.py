@@ -95,7 +95,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
     from esb import jsonfmt
     from esb.errors import ConfigError, InputError
-    from esb.mapping import load_mapping
+    from esb.mapping import SourceInfo, load_mapping
 
     try:
         mapping = load_mapping(args.mapping, timezone=args.timezone)
@@ -116,9 +116,10 @@ def _cmd_map(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             raw = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
-            for document in mapping.decode(raw):
+            source = SourceInfo(file=None if args.input == "-" else os.path.basename(args.input))
+            for document in mapping.decode(raw, source):
                 canonical = document if mapping.direction == "out" else None
-                result = mapping.apply(document)
+                result = mapping.apply(document, source)
                 canonical = result if canonical is None else canonical
                 if registry is not None:
                     registry.validate(args.validate, canonical)

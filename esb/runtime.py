@@ -223,7 +223,8 @@ class Runtime:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
         started = time.perf_counter()
         try:
-            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key)
+            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
+                                                           metadata=raw.metadata)
         except InputError as error:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])

@@ -131,7 +131,7 @@ def test_unknown_functions_wrong_arity_and_bad_patterns_are_problems_at_their_li
     assert len(problems) == 4, problems
     assert problems[0].startswith(f"{path}:5: a: ")
     assert 'unknown function "substr()" (did you mean "substring()"?' in problems[0]
-    assert "pad_left() takes at least 2 arguments, not 1" in problems[1]
+    assert "pad_left() takes 2 to 3 arguments, not 1" in problems[1]
     assert "matches(): bad regular expression '([a-z'" in problems[2]
     assert "upper() takes 1 argument, not 2" in problems[3]
     with pytest.raises(ConfigError):

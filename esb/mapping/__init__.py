@@ -81,12 +81,12 @@ from esb.mapping.compiler import (
     compile_file,
 )
 from esb.mapping.expressions import Expression
-from esb.mapping.functions import InputScope, MappingFunctions
+from esb.mapping.functions import InputScope, MappingFunctions, SourceInfo
 from esb.mapping.loader import Mapping, check_mapping, load_mapping
 from esb.mapping.nodes import TYPES
 
 __all__ = [
     "DEFAULT_TIMEZONE", "FIELD_KEYS", "INPUT_KEYS", "TABLE_KEYS", "TOP_LEVEL_KEYS",
-    "TYPES", "CompiledMapping", "Expression", "InputScope", "Mapping", "MappingFunctions", "check_mapping",
-    "compile_file", "load_mapping",
+    "TYPES", "CompiledMapping", "Expression", "InputScope", "Mapping", "MappingFunctions", "SourceInfo",
+    "check_mapping", "compile_file", "load_mapping",
 ]

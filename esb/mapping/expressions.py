@@ -164,8 +164,11 @@ def _call_problems(node: dict) -> Iterator[str]:
         return
     signature = table[name]["signature"]
     variadic = bool(signature) and signature[-1].get("variadic", False)
-    if len(arguments) < len(signature) or not variadic and len(arguments) != len(signature):
-        wanted = f"at least {len(signature)}" if variadic else str(len(signature))
+    least = len([entry for entry in signature if not entry.get("optional")])
+    most = None if variadic else len(signature)
+    if len(arguments) < least or most is not None and len(arguments) > most:
+        wanted = (f"at least {least}" if most is None else str(least) if least == most
+                  else f"{least} to {most}")
         yield f"{name}() takes {wanted} argument{'s' if wanted != '1' else ''}, not {len(arguments)}"
         return
     if name in ("matches", "regex_replace") and len(arguments) > 1 and arguments[1]["type"] == "literal":

@@ -16,11 +16,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import jmespath.functions
 
+from esb.codecs import LINE_KEY
 from esb.conversions import ConversionError, to_decimal, to_text
 
 
@@ -40,13 +44,42 @@ def truthy(value: Any) -> bool:
 
 # === what the functions see of the input ===================================================
 
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What the bus knows of an input besides its bytes: the source metadata of the functions
+    ``source_file()``, ``source_line()`` and ``received_at()``.
+
+    ``line`` is the line of the file on which the input's first record is, when the input is a
+    part of a file (a record or group that the file source sends alone): the records' own lines
+    (``__line__``) are then moved by the same amount, so that they are lines of the file."""
+
+    file: str | None = None
+    line: int | None = None
+    received_at: str | None = None  # RFC 3339; default: when the input's mapping began
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None, received_at: str | None = None) -> SourceInfo:
+        """From a source's `RawMessage.metadata` (``file``, ``line``; see `esb.plugins`)."""
+        metadata = metadata or {}
+        line = metadata.get("line")
+        file = metadata.get("file")
+        return cls(file=str(file) if file is not None else None,
+                   line=int(line) if isinstance(line, int | str) and str(line).isdigit() else None,
+                   received_at=received_at)
+
+
+NO_SOURCE = SourceInfo()
+
+
 class InputScope:
-    """The input being mapped, as the functions see it: ``with InputScope(document): ...``."""
+    """The input being mapped, as the functions see it: ``with InputScope(document, source): ...``."""
 
-    __slots__ = ("document", "_token")
+    __slots__ = ("document", "source", "started_at", "_token")
 
-    def __init__(self, document: Any) -> None:
+    def __init__(self, document: Any, source: SourceInfo | None = None) -> None:
         self.document = document  # the whole input document: root()
+        self.source = source or NO_SOURCE
+        self.started_at = _now()  # now(): one instant for every field of the document
 
     def __enter__(self) -> InputScope:
         self._token = _CURRENT_SCOPE.set(self)
@@ -60,10 +93,25 @@ _CURRENT_SCOPE: contextvars.ContextVar[InputScope | None] = contextvars.ContextV
                                                                                   default=None)
 
 
+def _scope() -> InputScope:
+    return _CURRENT_SCOPE.get() or InputScope(None)
+
+
+def _now() -> str:
+    """RFC 3339 in UTC with milliseconds, as the envelope's times are written."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
 # === the functions =========================================================================
 
 _TEXT = ["string", "number", "null"]
 """What the text functions take: text, a number (as its text) or null."""
+
+_OPTIONAL_NUMBER = {"types": ["number"], "optional": True}
+_OPTIONAL_TEXT = {"types": ["string"], "optional": True}
+
+_DOCUMENT = object()
+"""source_line() without an argument: the line of the document being mapped."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -86,28 +134,54 @@ def _whole_number(function: str, argument: str, value: Any) -> int:
     return int(value)
 
 
-def _optional_whole_number(function: str, argument: str, extra: tuple, default: int | None) -> int | None:
-    if len(extra) > 1:
-        raise ValueError(f"{function}: too many arguments")
-    return _whole_number(function, argument, extra[0]) if extra else default
-
-
-def _padding(function: str, width: Any, extra: tuple) -> tuple[int, str]:
-    if len(extra) > 1:
-        raise ValueError(f"{function}: too many arguments")
-    pad = extra[0] if extra else " "
+def _padding(function: str, width: Any, pad: Any) -> tuple[int, str]:
     if not isinstance(pad, str) or len(pad) != 1:
         raise ValueError(f"{function}: the pad is one character, not {pad!r}")
     return _whole_number(function, "width", width), pad
 
 
 class MappingFunctions(jmespath.functions.Functions):
-    """The functions mapping expressions may use besides JMESPath's own."""
+    """The functions mapping expressions may use besides JMESPath's own.
+
+    A signature entry with ``"optional": True`` (the last ones only) is an argument that may be
+    left out; the method then has a default for it."""
+
+    def _validate_arguments(self, args: list, signature: tuple, function_name: str) -> None:
+        required = len([entry for entry in signature if not entry.get("optional")])
+        if required < len(signature) and required <= len(args) <= len(signature):
+            return self._type_check(args, signature[:len(args)], function_name)
+        return super()._validate_arguments(args, signature, function_name)
 
     @jmespath.functions.signature()
     def _func_root(self) -> Any:
-        scope = _CURRENT_SCOPE.get()
-        return None if scope is None else scope.document
+        return _scope().document
+
+    # --- source metadata (see SourceInfo) -------------------------------------------------
+
+    @jmespath.functions.signature()
+    def _func_source_file(self) -> str | None:
+        """The name of the file the input came from (null when it came from no file)."""
+        return _scope().source.file
+
+    @jmespath.functions.signature({"types": [], "optional": True})
+    def _func_source_line(self, record: Any = _DOCUMENT) -> int | None:
+        """The line of the file a record starts on: ``source_line(@)`` for the record in hand;
+        without an argument, the document's (a grouped document's first record's)."""
+        scope = _scope()
+        target = scope.document if record is _DOCUMENT else record
+        line = target.get(LINE_KEY) if isinstance(target, dict) else None
+        return scope.source.line if line is None and record is _DOCUMENT else line
+
+    @jmespath.functions.signature()
+    def _func_received_at(self) -> str:
+        """When the bus received the input, RFC 3339 in UTC (the envelope's received_at)."""
+        scope = _scope()
+        return scope.source.received_at or scope.started_at
+
+    @jmespath.functions.signature()
+    def _func_now(self) -> str:
+        """The time the document is mapped, RFC 3339 in UTC (one instant for all its fields)."""
+        return _scope().started_at
 
     @jmespath.functions.signature({"types": []})
     def _func_as_list(self, value: Any) -> list:
@@ -147,26 +221,27 @@ class MappingFunctions(jmespath.functions.Functions):
 
     # --- text: null in, null out (a field whose source is missing stays missing) -----------
 
-    @jmespath.functions.signature({"types": _TEXT}, {"types": ["number"], "variadic": True})
-    def _func_substring(self, text: Any, start: Any, *length: Any) -> str | None:
+    @jmespath.functions.signature({"types": _TEXT}, {"types": ["number"]}, _OPTIONAL_NUMBER)
+    def _func_substring(self, text: Any, start: Any, length: Any = None) -> str | None:
         """Characters from ``start`` (0-based; negative counts from the end), ``length`` of them
         (default: to the end)."""
         if text is None:
             return None
-        count = _optional_whole_number("substring", "length", length, None)
         value = _as_text(text)
         begin = _whole_number("substring", "start", start)
         begin = max(len(value) + begin, 0) if begin < 0 else begin
-        return value[begin:] if count is None else value[begin:begin + max(count, 0)]
+        if length is None:
+            return value[begin:]
+        return value[begin:begin + max(_whole_number("substring", "length", length), 0)]
 
-    @jmespath.functions.signature({"types": _TEXT}, {"types": ["number"], "variadic": True})
-    def _func_pad_left(self, text: Any, width: Any, *pad: Any) -> str | None:
+    @jmespath.functions.signature({"types": _TEXT}, {"types": ["number"]}, _OPTIONAL_TEXT)
+    def _func_pad_left(self, text: Any, width: Any, pad: str = " ") -> str | None:
         """``text`` right-aligned in ``width`` characters, filled with ``pad`` (default a space);
         longer text is kept whole."""
         return None if text is None else _as_text(text).rjust(*_padding("pad_left", width, pad))
 
-    @jmespath.functions.signature({"types": _TEXT}, {"types": ["number"], "variadic": True})
-    def _func_pad_right(self, text: Any, width: Any, *pad: Any) -> str | None:
+    @jmespath.functions.signature({"types": _TEXT}, {"types": ["number"]}, _OPTIONAL_TEXT)
+    def _func_pad_right(self, text: Any, width: Any, pad: str = " ") -> str | None:
         """``text`` left-aligned in ``width`` characters, filled with ``pad`` (default a space)."""
         return None if text is None else _as_text(text).ljust(*_padding("pad_right", width, pad))
 

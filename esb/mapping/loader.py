@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from esb import codecs
+from esb.codecs import LINE_KEY
 from esb.conversions import ConversionError
 from esb.errors import ConfigError, DecodeError, MappingError
 from esb.mapping.compiler import CompiledMapping, compile_file
-from esb.mapping.functions import InputScope, is_empty
+from esb.mapping.functions import InputScope, SourceInfo, is_empty
 from esb.mapping.grouping import group_by_header, group_by_key
 from esb.mapping.nodes import OMIT, Run
 from esb.problems import Problem
@@ -44,9 +45,14 @@ class Mapping:
     def output_format(self) -> str:
         return self._output_format
 
-    def decode(self, raw: bytes | BinaryIO) -> Iterator[Any]:
-        """The input documents in ``raw`` (lazily): split, or grouped from records, as declared."""
+    def decode(self, raw: bytes | BinaryIO, source: SourceInfo | None = None) -> Iterator[Any]:
+        """The input documents in ``raw`` (lazily): split, or grouped from records, as declared.
+
+        When ``source.line`` says on which line of a file the input's first record is, every
+        record's line becomes a line of that file (errors name those lines too)."""
         items = codecs.decode(self._input_format, raw, **self._input)
+        if source is not None and source.line is not None:
+            items = _lines_of_the_file(items, source)
         if self._group_by is not None:
             items = group_by_key(items, self._group_by)
         elif self._group_starts_with is not None:
@@ -56,7 +62,7 @@ class Mapping:
             return
         for document in items:
             try:
-                with InputScope(document):
+                with InputScope(document, source):
                     parts = self._split.search(document)
             except ConversionError as error:
                 raise DecodeError(f"input.split: {error}") from None
@@ -64,10 +70,11 @@ class Mapping:
                 raise DecodeError(f"the input holds no document at {self._split.text} (input.split)")
             yield from parts if isinstance(parts, list) else [parts]
 
-    def apply(self, document: Any) -> dict:
-        """One input document -> one output document; MappingError listing every field problem."""
+    def apply(self, document: Any, source: SourceInfo | None = None) -> dict:
+        """One input document -> one output document; MappingError listing every field problem.
+        ``source``: what the functions source_file(), source_line(), received_at() give."""
         run = Run()
-        with InputScope(document):
+        with InputScope(document, source):
             result = self._root.build(document, run, "")
         if run.problems:
             count = len(run.problems)
@@ -75,10 +82,10 @@ class Mapping:
                                f"mapped", run.problems)
         return {} if result is OMIT else result
 
-    def run(self, raw: bytes | BinaryIO) -> Iterator[dict]:
+    def run(self, raw: bytes | BinaryIO, source: SourceInfo | None = None) -> Iterator[dict]:
         """decode + apply: every output document of one input (file, request body)."""
-        for document in self.decode(raw):
-            yield self.apply(document)
+        for document in self.decode(raw, source):
+            yield self.apply(document, source)
 
     def encode(self, document: dict) -> bytes:
         """The output document as bytes: the target format ("out"), canonical JSON ("in")."""
@@ -87,6 +94,23 @@ class Mapping:
         except (ValueError, TypeError, LookupError) as error:
             raise MappingError(f"mapping {self.path}: the result cannot be written as {self._output_format}: "
                                f"{error}") from None
+
+
+def _lines_of_the_file(records: Iterator[Any], source: SourceInfo) -> Iterator[Any]:
+    """Records of a part of a file, their lines moved to be the file's: the first record is on
+    ``source.line``; a decode error names the part's place in the file."""
+    offset = None
+    try:
+        for record in records:
+            if isinstance(record, dict) and isinstance(record.get(LINE_KEY), int):
+                if offset is None:
+                    offset = source.line - record[LINE_KEY]
+                record[LINE_KEY] += offset
+            yield record
+    except DecodeError as error:
+        where = f" of {source.file}" if source.file else ""
+        raise DecodeError(f"{error} (counted in the part{where} whose first record is on line "
+                          f"{source.line})") from None
 
 
 # === load, check, cache ====================================================================
