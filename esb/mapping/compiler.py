@@ -19,6 +19,7 @@ from esb.conversions import ConversionError, to_decimal, to_text
 from esb.errors import ConfigError
 from esb.mapping import nodes
 from esb.mapping.expressions import Expression
+from esb.mapping.grouping import PER_VALUES, Grouping
 from esb.mapping.nodes import UNSET, CodeTable, EachNode, ObjectNode, Step, ValueNode, join_path, show
 from esb.mapping.yamlfile import YamlMap, line_of, plain, read_mapping_file
 from esb.problems import Problem, unknown
@@ -28,7 +29,8 @@ DEFAULT_TIMEZONE = "UTC"
 
 TOP_LEVEL_KEYS = ("direction", "canonical_type", "description", "source", "timezone", "input", "output",
                   "tables", "unit_factors", "fields")
-INPUT_KEYS = ("format", "split", "group_by", "group_starts_with")  # plus the codec's own options
+INPUT_KEYS = ("format", "split", "per", "group_by", "group_starts_with", "group_sorted")  # + the codec's
+RECORD_FORMATS = ("csv", "fixedwidth")
 FIELD_KEYS = ("from", "value", "default", "required", "when", "type", "format", "timezone",
               "strip_leading_zeros", "zero_pad", "decimal_separator", "table", "reverse_table",
               "convert_unit", "scale", "fields", "each", "item", "description")
@@ -45,8 +47,7 @@ class CompiledMapping:
     input: dict[str, Any]  # format and the codec's options
     output: dict[str, Any]
     split: Expression | None
-    group_by: str | None
-    group_starts_with: str | None
+    grouping: Grouping
 
 
 def compile_file(path: str | Path, *,
@@ -121,15 +122,12 @@ class _Compiler:
         input_options = self.format_options(spec, "input", required=direction == "in",
                                             mapping_keys=INPUT_KEYS)
         output_options = self.format_options(spec, "output", required=direction == "out", mapping_keys=())
-        split = group_by = group_starts_with = None
+        split, grouping = None, Grouping()
         if input_options:
             where = spec["input"]
             if "split" in input_options:
                 split = self.expression(input_options.pop("split"), where, "split", "input.split")
-            group_by = input_options.pop("group_by", None)
-            group_starts_with = input_options.pop("group_starts_with", None)
-            if group_by is not None and group_starts_with is not None:
-                self.problem(line_of(where, "group_by"), "use group_by or group_starts_with, not both")
+            grouping = self.grouping(input_options, where)
         fields = spec.get("fields")
         root = ObjectNode("", None, [], False, None)
         if not isinstance(fields, dict) or not fields:
@@ -138,7 +136,34 @@ class _Compiler:
         else:
             root.fields = self.compile_fields(fields, "")
         return CompiledMapping(direction, canonical_type, root, input_options or {"format": "json"},
-                               output_options or {"format": "json"}, split, group_by, group_starts_with)
+                               output_options or {"format": "json"}, split, grouping)
+
+    def grouping(self, options: dict[str, Any], where: YamlMap) -> Grouping:
+        """``per``, ``group_by``, ``group_starts_with``, ``group_sorted`` (taken out of ``options``)."""
+        group_by = options.pop("group_by", None)
+        starts_with = options.pop("group_starts_with", None)
+        sorted_input = options.pop("group_sorted", True)
+        per = options.pop("per", "group" if group_by is not None or starts_with is not None else "record")
+        if per not in PER_VALUES:
+            self.problem(line_of(where, "per"), f"input.per: {unknown('value', str(per), PER_VALUES)}")
+            return Grouping()
+        if options.get("format") not in RECORD_FORMATS and "per" in where:
+            self.problem(line_of(where, "per"), f"input.per: the records of {' and '.join(RECORD_FORMATS)} "
+                                                f"make documents; {options.get('format')} is read whole")
+        if group_by is not None and starts_with is not None:
+            self.problem(line_of(where, "group_by"), "use group_by or group_starts_with, not both")
+        elif per == "group" and group_by is None and starts_with is None:
+            self.problem(line_of(where, "per"), "per: group needs group_by (a field whose value groups the "
+                                                "records) or group_starts_with (the record type of a header)")
+        elif per != "group" and (group_by is not None or starts_with is not None):
+            key = "group_by" if group_by is not None else "group_starts_with"
+            self.problem(line_of(where, key), f"{key} makes one document per group, per: {per} one per "
+                                              f"{per}: use one")
+        if not isinstance(sorted_input, bool):
+            self.problem(line_of(where, "group_sorted"), "group_sorted must be true or false")
+        elif not sorted_input and group_by is None:
+            self.problem(line_of(where, "group_sorted"), "group_sorted applies to group_by")
+        return Grouping(per, group_by, starts_with, sorted_input is not False)
 
     def timezone(self, name: Any, where: Any, key: str | None) -> ZoneInfo | None:
         """The zone of ``where[key]``; ``key`` None: the default zone given to the compiler."""

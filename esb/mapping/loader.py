@@ -13,7 +13,7 @@ from esb.conversions import ConversionError
 from esb.errors import ConfigError, DecodeError, MappingError
 from esb.mapping.compiler import CompiledMapping, compile_file
 from esb.mapping.functions import InputScope, SourceInfo, is_empty
-from esb.mapping.grouping import group_by_header, group_by_key
+from esb.mapping.grouping import grouped
 from esb.mapping.nodes import OMIT, Run
 from esb.problems import Problem
 
@@ -31,8 +31,7 @@ class Mapping:
         self._output = dict(compiled.output)
         self._output_format = self._output.pop("format")
         self._split = compiled.split
-        self._group_by = compiled.group_by
-        self._group_starts_with = compiled.group_starts_with
+        self._grouping = compiled.grouping
 
     def __repr__(self) -> str:
         return f"<Mapping {self.path} {self.direction} {self.canonical_type}>"
@@ -53,10 +52,7 @@ class Mapping:
         items = codecs.decode(self._input_format, raw, **self._input)
         if source is not None and source.line is not None:
             items = _lines_of_the_file(items, source)
-        if self._group_by is not None:
-            items = group_by_key(items, self._group_by)
-        elif self._group_starts_with is not None:
-            items = group_by_header(items, self._group_starts_with)
+        items = grouped(items, self._grouping)
         if self._split is None:
             yield from items
             return
