@@ -202,6 +202,8 @@ class _Compiler:
         if name == "fixedwidth":
             for sentence in codec.layout_problems(options):
                 self.problem(line_of(options), f"{key}: fixed-width layout: {sentence}")
+        for sentence in getattr(codec, "option_problems", lambda options: [])(plain(options)):
+            self.problem(line_of(options), f"{key}: {sentence}")
         return plain(options)
 
     def compile_tables(self, tables: Any) -> None:
