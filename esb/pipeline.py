@@ -16,8 +16,9 @@ from typing import Any
 import jmespath
 
 from esb import jsonfmt
-from esb.envelope import Envelope
+from esb.envelope import Envelope, now_rfc3339
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
+from esb.mapping.functions import SourceInfo
 from esb.routes import Destination, Route
 from esb.schemas import DocumentKeys, default_registry
 
@@ -57,11 +58,14 @@ class InboundPipeline:
             d.name: jmespath.compile(d.filter) if d.filter else None for d in route.destinations
         }
 
-    def prepare(self, body: bytes, *, idempotency_key: str | None = None) -> list[PreparedMessage]:
+    def prepare(self, body: bytes, *, idempotency_key: str | None = None,
+                metadata: dict[str, Any] | None = None) -> list[PreparedMessage]:
         """Every message the input makes, in order; raises InputError before anything is published,
         so an input is taken whole or not at all. A message that no filter lets through has no
-        destinations: it is accepted (and traced as filtered), not published."""
-        documents = self._decode_and_map(body)
+        destinations: it is accepted (and traced as filtered), not published. ``metadata`` is the
+        source's (`RawMessage.metadata`): the mapping's source_file() and source_line() read it."""
+        received_at = now_rfc3339()
+        documents = self._decode_and_map(body, SourceInfo.from_metadata(metadata, received_at))
         prepared, problems = [], []
         for index, payload in enumerate(documents):
             try:
@@ -71,22 +75,23 @@ class InboundPipeline:
                 problems.extend(_prefixed(error.problems, index, len(documents)) or
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
-            envelope = self._envelope(payload, idempotency_key, index, len(documents))
+            envelope = self._envelope(payload, idempotency_key, index, len(documents), received_at)
             prepared.append(PreparedMessage(envelope, self._destinations_for(envelope)))
         if problems:
             raise ValidationError(f"not a valid {self.route.validate}", problems)
         return prepared
 
-    def _decode_and_map(self, body: bytes) -> list[dict]:
+    def _decode_and_map(self, body: bytes, source: SourceInfo) -> list[dict]:
         if self.mapping is not None:
-            return list(self.mapping.run(body))
+            return list(self.mapping.run(body, source))
         try:
             document = jsonfmt.loads(body)
         except ValueError as error:
             raise DecodeError(f"not valid JSON: {error}") from None
         return document if isinstance(document, list) else [document]
 
-    def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int) -> Envelope:
+    def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int,
+                  received_at: str) -> Envelope:
         keys = self.keys
         number = payload.get(keys.document_number) if keys.document_number else None
         if idempotency_key and count > 1:
@@ -100,7 +105,7 @@ class InboundPipeline:
         return Envelope(type=self.message_type, payload=payload, source=self.source,
                         schema_version=self.route.schema_version,
                         correlation_id=str(number) if number is not None else None,
-                        occurred_at=occurred_at, idempotency_key=idempotency_key)
+                        occurred_at=occurred_at, received_at=received_at, idempotency_key=idempotency_key)
 
     def _destinations_for(self, envelope: Envelope) -> tuple[str, ...]:
         view = envelope.to_dict()
@@ -120,7 +125,8 @@ class OutboundPipeline:
     def render(self, envelope: Envelope) -> bytes:
         if self.mapping is None:
             return envelope.amqp_body()
-        return self.mapping.encode(self.mapping.apply(envelope.payload))
+        source = SourceInfo(received_at=envelope.received_at)
+        return self.mapping.encode(self.mapping.apply(envelope.payload, source))
 
 
 def _prefixed(problems: list[FieldProblem], index: int, count: int) -> list[FieldProblem]:

@@ -114,7 +114,7 @@ class Runtime:
 
     # --- building ---------------------------------------------------------------------------
     def _inbound_pipeline(self, route: Route) -> InboundPipeline:
-        mapping = _load_mapping(route.map)
+        mapping = _load_mapping(route.map, self.config.settings.get("timezone"))
         return InboundPipeline(route, mapping=mapping, validate=self._validate,
                                source=route.source.system or route.source.adapter,
                                document_keys=self._document_keys)
@@ -131,7 +131,7 @@ class Runtime:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
         sink = spec.sink_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system))
         self.sinks.append(sink)
-        mapping = _load_mapping(destination.map)
+        mapping = _load_mapping(destination.map, self.config.settings.get("timezone"))
         outbound = OutboundPipeline(destination, mapping=mapping)
         output_format = getattr(mapping, "output_format", None) or "json"
         content_type = codecs.content_type(output_format)
@@ -218,7 +218,8 @@ class Runtime:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
         started = time.perf_counter()
         try:
-            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key)
+            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
+                                                           metadata=raw.metadata)
         except InputError as error:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])
@@ -333,9 +334,10 @@ class Runtime:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
 
 
-def _load_mapping(path: str | None) -> Any:
+def _load_mapping(path: str | None, timezone: str | None) -> Any:
+    """The mapping file's `Mapping` (None without one); ``timezone`` is ``settings.timezone``."""
     if not path:
         return None
     from esb.mapping import load_mapping
 
-    return load_mapping(path)
+    return load_mapping(path, timezone=timezone)

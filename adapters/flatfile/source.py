@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adapters.flatfile.claims import Claim, Claims
 from adapters.flatfile.progress import Progress, ProgressFiles, now_rfc3339
-from adapters.flatfile.records import FileReader, MessageTooLarge, group_records
+from adapters.flatfile.records import FileReader, MessageTooLarge, group_records, part_body
 from adapters.flatfile.reports import problem_entry, write_report_and_move
 from adapters.flatfile.spec import options_of
 from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory
@@ -182,7 +182,7 @@ class FileSource(Source):
                     if self._stopping.is_set():
                         return False
                     first, last = group[0].first_line, group[-1].last_line
-                    body = reader.prefix + b"".join(record.raw for record in group)
+                    body = part_body(reader.prefix, group)
                     raw = RawMessage(body, self.content_type, {"file": claim.name, "line": first,
                                                                "last_line": last, "route": self.route})
                     refused = self._submit(raw, f"{progress.identity}:{first}", progress, span=(first, last))
