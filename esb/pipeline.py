@@ -9,8 +9,9 @@ Input problems raise `esb.errors.InputError` subclasses that list every problem 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jmespath
@@ -59,11 +60,16 @@ class InboundPipeline:
         }
 
     def prepare(self, body: bytes, *, idempotency_key: str | None = None,
-                metadata: dict[str, Any] | None = None) -> list[PreparedMessage]:
+                metadata: dict[str, Any] | None = None,
+                message_id: str | None = None) -> list[PreparedMessage]:
         """Every message the input makes, in order; raises InputError before anything is published,
         so an input is taken whole or not at all. A message that no filter lets through has no
         destinations: it is accepted (and traced as filtered), not published. ``metadata`` is the
-        source's (`RawMessage.metadata`): the mapping's source_file() and source_line() read it."""
+        source's (`RawMessage.metadata`): the mapping's source_file() and source_line() read it.
+
+        `message_id` (a UUID) is the id of the message when the input makes one, and the seed of
+        the ids (`uuid5(message_id, index)`) when it makes several: a source that reads the same
+        input again (a table row after a crash) then makes messages with the same ids."""
         received_at = now_rfc3339()
         documents = self._decode_and_map(body, SourceInfo.from_metadata(metadata, received_at))
         prepared, problems = [], []
@@ -76,6 +82,9 @@ class InboundPipeline:
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
             envelope = self._envelope(payload, idempotency_key, index, len(documents), received_at)
+            if message_id is not None:
+                envelope = replace(envelope, id=message_id if len(documents) == 1
+                                   else str(uuid.uuid5(uuid.UUID(message_id), str(index))))
             prepared.append(PreparedMessage(envelope, self._destinations_for(envelope)))
         if problems:
             raise ValidationError(f"not a valid {self.route.validate}", problems)

@@ -214,12 +214,13 @@ class Runtime:
         self._stopped.wait()
 
     # --- inbound ----------------------------------------------------------------------------
-    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
+    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
+               message_id: str | None = None) -> Accepted:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
         started = time.perf_counter()
         try:
             prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
-                                                           metadata=raw.metadata)
+                                                          metadata=raw.metadata, message_id=message_id)
         except InputError as error:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])
@@ -317,8 +318,10 @@ class Runtime:
 
     # --- readiness --------------------------------------------------------------------------
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        """The checks `/readyz` runs: the broker, the journal, the pollers."""
-        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready}
+        """The checks `/readyz` runs: the broker, the journal, the pollers, and what the sources and
+        sinks say of their own connections (`Source.readiness`, `Sink.readiness`)."""
+        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready,
+                "adapters": self._adapters_ready}
 
     def _broker_ready(self) -> str | None:
         # the transport declares its topology on every (re)connect, before it reports connected
@@ -329,6 +332,11 @@ class Runtime:
         if polled and (self.scheduler is None or not self.scheduler.running):
             return f"{len(polled)} polling sources but the scheduler is not running"
         return None
+
+    def _adapters_ready(self) -> str | None:
+        checks = [getattr(part, "readiness", None) for part in (*self.sources, *self.sinks)]
+        problems = [problem for check in checks if check is not None and (problem := check())]
+        return "; ".join(dict.fromkeys(problems)) or None
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
