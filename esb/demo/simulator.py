@@ -25,7 +25,11 @@ class Call:
 
 
 class Simulator:
-    """A small system on loopback: records every call; `handle(path, body) -> (status, answer)`."""
+    """A small system on loopback: records every call to `/<name>/<path>` (POST or PUT) and answers
+    201 with its own id (the same id again for a repeated Idempotency-Key).
+
+    `fail_first`: paths whose first call is answered 503; `refuse(path, body)`: a reason to answer
+    422 (the system's own business check), or None; `app`: the Flask app, for more views."""
 
     def __init__(self, name: str, *, check_auth: Callable[[Any], bool]):
         self.name = name
@@ -34,10 +38,11 @@ class Simulator:
         self._ids: dict[tuple[str, str], str] = {}  # (path, idempotency key) -> the id answered
         self._counter = 0
         self.fail_first: set[str] = set()  # paths whose first call is answered 503
-        app = Flask(f"demo-{name}")
+        self.refuse: Callable[[str, bytes], str | None] = lambda path, body: None
+        app = self.app = Flask(f"demo-{name}")
         self._check_auth = check_auth
 
-        @app.post(f"/{name}/<path:path>")
+        @app.route(f"/{name}/<path:path>", methods=["POST", "PUT"])
         def receive(path: str):
             return self._receive("/" + path)
 
@@ -66,25 +71,37 @@ class Simulator:
             if earlier:
                 self.calls.append(Call(self.name, path, 200, key, body, earlier))
                 return jsonify(id=earlier, duplicate=True), 200
-            self._counter += 1
-            answered = f"{self.name.upper()}-{self._counter:06d}"
+            reason = self.refuse(path, body)
+            if reason:
+                self.calls.append(Call(self.name, path, 422, key, body))
+                return jsonify(error="unprocessable", message=reason), 422
+            answered = self.next_id()
             if key:
                 self._ids[(path, key)] = answered
             self.calls.append(Call(self.name, path, 201, key, body, answered))
         return jsonify(id=answered), 201
+
+    def next_id(self) -> str:
+        """The next id this system gives a document (call with the lock held)."""
+        self._counter += 1
+        return f"{self.name.upper()}-{self._counter:06d}"
+
+    def record(self, call: Call) -> None:
+        with self.lock:
+            self.calls.append(call)
 
     def _record(self, path: str, status: int, key: str | None, body: bytes) -> None:
         with self.lock:
             self.calls.append(Call(self.name, path, status, key, body))
 
     def delivered(self, path: str) -> dict[str, Call]:
-        """Message id -> the first successful call that carried it."""
+        """Message id -> the first successful call that carried it, to `path` or below it."""
         with self.lock:
             found: dict[str, Call] = {}
             for call in self.calls:
                 if call.message_id and call.status < 300:
                     found.setdefault(call.message_id, call)
-            return {k: v for k, v in found.items() if v.path == path}
+            return {k: v for k, v in found.items() if v.path == path or v.path.startswith(path + "/")}
 
     def statuses(self, message_id: str) -> list[int]:
         """The status of every call that carried `message_id`, in order."""
