@@ -65,7 +65,8 @@ class SimulatedErp(Simulator):
                 return Response("GET ?wsdl for the WSDL; POST SOAP 1.1 requests", 404)
             return Response(self.soap.wsdl(self.soap_url), 200, content_type="text/xml; charset=utf-8")
         if not self._soap_authorized():
-            self.record(Call(self.name, "/soap", 401, request.headers.get("Idempotency-Key"), request.get_data()))
+            key = request.headers.get("Idempotency-Key")
+            self.record(Call(self.name, "/soap", 401, key, request.get_data()))
             return Response("unauthorized", 401, headers={"WWW-Authenticate": 'Basic realm="erp"'})
         return self.soap.answer(self._recorded)
 

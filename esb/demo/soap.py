@@ -10,6 +10,7 @@ with the service's real address in it.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class SoapService:
             handler = self.handlers.get(operation)
             if handler is None:
                 raise SoapServiceFault(f"the operation {operation} is not served here")
-            call = (lambda: handler(element))
+            call = functools.partial(handler, element)
             answer = handle(operation, element, call) if handle else call()
         except SoapServiceFault as fault:
             return Response(fault_envelope(fault.reason, client=fault.client), 500, content_type=CONTENT_TYPE)
