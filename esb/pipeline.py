@@ -1,6 +1,7 @@
 """The route pipeline of DESIGN.md, without the broker or any adapter:
 
-- inbound: raw payload -> decode -> map -> validate -> filter -> envelopes (then the runtime
+- inbound: raw payload -> decode -> map -> split (esb.splitter, when the route has `split:`) ->
+  validate -> filter -> envelopes (then the runtime
   publishes them, confirmed, to every destination);
 - outbound: envelope -> map to the target format -> bytes for the sink.
 
@@ -22,6 +23,7 @@ from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
 from esb.mapping.functions import SourceInfo
 from esb.routes import Destination, Route
 from esb.schemas import DocumentKeys, default_registry
+from esb.splitter import split_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +73,9 @@ class InboundPipeline:
         the ids (`uuid5(message_id, index)`) when it makes several: a source that reads the same
         input again (a table row after a crash) then makes messages with the same ids."""
         received_at = now_rfc3339()
-        documents = self._decode_and_map(body, SourceInfo.from_metadata(metadata, received_at))
+        documents = self._split(self._decode_and_map(body, SourceInfo.from_metadata(metadata, received_at)))
         prepared, problems = [], []
-        for index, payload in enumerate(documents):
+        for index, (part, payload) in enumerate(documents):
             try:
                 if self.route.validate:
                     self.validate(self.route.validate, payload, self.route.schema_version)
@@ -81,7 +83,7 @@ class InboundPipeline:
                 problems.extend(_prefixed(error.problems, index, len(documents)) or
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
-            envelope = self._envelope(payload, idempotency_key, index, len(documents), received_at)
+            envelope = self._envelope(payload, idempotency_key, index, len(documents), received_at, part)
             if message_id is not None:
                 envelope = replace(envelope, id=message_id if len(documents) == 1
                                    else str(uuid.uuid5(uuid.UUID(message_id), str(index))))
@@ -99,8 +101,14 @@ class InboundPipeline:
             raise DecodeError(f"not valid JSON: {error}") from None
         return document if isinstance(document, list) else [document]
 
+    def _split(self, documents: list[dict]) -> list[tuple[str | None, dict]]:
+        """(part, document): the part is the split value (None when the route does not split)."""
+        if self.route.split is None:
+            return [(None, document) for document in documents]
+        return [pair for document in documents for pair in split_document(document, self.route.split)]
+
     def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int,
-                  received_at: str) -> Envelope:
+                  received_at: str, part: str | None = None) -> Envelope:
         keys = self.keys
         number = payload.get(keys.document_number) if keys.document_number else None
         if idempotency_key and count > 1:
@@ -108,6 +116,8 @@ class InboundPipeline:
         elif not idempotency_key and number is not None:
             revision = payload.get(keys.revision, 0) if keys.revision else 0
             idempotency_key = f"{self.source}:{self.message_type}:{number}:{revision}"
+            if part is not None:  # the parts of a split document share its number
+                idempotency_key += f":{self.route.split.by}={part}"
         occurred_at = payload.get(keys.occurred_at) if keys.occurred_at else None
         if not (isinstance(occurred_at, str) and "T" in occurred_at):
             occurred_at = None  # only a date-time is a point in time; the envelope then has none
