@@ -10,14 +10,24 @@ message: the envelope's body is encoded on publish and decoded on every delivery
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
-_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal holds, e.g. 1e99999999999999999999
+        raise ValueError(f"number out of range: {text[:40]}") from None  # msgspec reports it
+
+
+_decoder = msgspec.json.Decoder(float_hook=_decimal)
 _BYTE_POSITION = re.compile(r"\s*\(byte (\d+)\)$")
+_HOOK_PATH = re.compile(r" - at `\$[^`]*`$")  # msgspec's suffix on an error raised by a hook
 
 
 class JSONError(ValueError):
@@ -59,5 +69,5 @@ def _located(message: str, text: str | bytes) -> JSONError:
     if "trailing comma" in message:  # msgspec stops at the bracket; the comma is the mistake
         position = max(data.rfind(b",", 0, position), 0)
     line_start = data.rfind(b"\n", 0, position) + 1
-    msg = _BYTE_POSITION.sub("", message).removeprefix("JSON is malformed: ")
+    msg = _HOOK_PATH.sub("", _BYTE_POSITION.sub("", message).removeprefix("JSON is malformed: "))
     return JSONError(msg, data.count(b"\n", 0, position) + 1, position - line_start + 1)
