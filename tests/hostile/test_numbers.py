@@ -89,3 +89,13 @@ def test_the_json_decoder_answers_an_exponent_beyond_decimal_as_malformed_json(h
     response = hostile_bus.post("wms-shipments-to-erp", body, "application/json")
     assert response.status_code == 400, response.text
     assert "number out of range" in response.json()["message"]
+
+
+def test_rounding_a_28_digit_number_to_3_decimals_is_a_conversion_error_not_invalid_operation():
+    from decimal import Decimal
+
+    from esb.conversions import ConversionError
+    from esb.mapping.nodes import rounding
+
+    with pytest.raises(ConversionError, match="at most 25 digits before the point"):
+        rounding(3, as_text=False)(Decimal("9" * 28), None)
