@@ -38,6 +38,15 @@ class JSONError(ValueError):
         self.msg, self.lineno, self.colno = msg, lineno, colno
 
 
+class TooDeep(JSONError):
+    """JSON nested deeper than a limit (`max_depth`) or than the parser can go."""
+
+    def __init__(self, max_depth: int | None):
+        super().__init__(f"nested deeper than {max_depth or 'the parser allows'} levels of arrays and "
+                         "objects", 1, 1)
+        self.max_depth = max_depth
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text; Decimals are written as numbers, non-ASCII text as is."""
     return _encoder.encode(value).decode("utf-8")
@@ -48,12 +57,34 @@ def dump_bytes(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse JSON; numbers with a fraction or exponent become Decimal. Raises JSONError (a ValueError)."""
+def loads(text: str | bytes, *, max_depth: int | None = None) -> Any:
+    """Parse JSON; numbers with a fraction or exponent become Decimal. Raises JSONError (a ValueError),
+    also for a document nested deeper than `max_depth` arrays and objects (when given) or deeper
+    than the interpreter's recursion limit (about 1,000)."""
     try:
-        return _decoder.decode(text)
+        value = _decoder.decode(text)
     except msgspec.DecodeError as error:
         raise _located(str(error), text) from None
+    except RecursionError:
+        raise TooDeep(max_depth) from None
+    if max_depth is not None and nested_deeper_than(value, max_depth):
+        raise TooDeep(max_depth)
+    return value
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` holds arrays and objects more than `limit` levels deep (``{"a": [1]}`` is 2);
+    without recursion, so any depth is answered."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def pretty(value: Any) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import jmespath
 
 from esb import jsonfmt
+from esb.codecs import DEFAULT_MAX_DEPTH
 from esb.envelope import Envelope
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
 from esb.routes import Destination, Route
@@ -81,7 +82,7 @@ class InboundPipeline:
         if self.mapping is not None:
             return list(self.mapping.run(body))
         try:
-            document = jsonfmt.loads(body)
+            document = jsonfmt.loads(body, max_depth=DEFAULT_MAX_DEPTH)
         except ValueError as error:
             raise DecodeError(f"not valid JSON: {error}") from None
         return document if isinstance(document, list) else [document]

@@ -6,6 +6,7 @@ Consumers do not run: accepted messages stay queued, no target is called."""
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +80,31 @@ def hostile_bus(tmp_path_factory) -> Iterator[HostileBus]:
     runtime.stop()
 
 
-def soap_call(receipt: str = "GR-1", quantity: str = "2.5", line: str = "1", *, bodies: int = 1) -> bytes:
+def unique(prefix: str) -> str:
+    """A document number no other post used: re-posting one is a duplicate (200, not 202)."""
+    return prefix + uuid.uuid4().hex[:12].upper()
+
+
+def shipment(quantity: str = "20", line_number: str = "1") -> bytes:
+    """The shipped WMS shipment confirmation with a fresh shipment id, its first line's quantity
+    and line number replaced (as JSON text)."""
+    text = SHIPMENT.read_text(encoding="utf-8").replace("SHP-0099123", unique("SHP-"), 1)
+    text = text.replace('"qtyShipped": 20', f'"qtyShipped": {quantity}', 1)
+    return text.replace('"lineNo": 1,', f'"lineNo": {line_number},', 1).encode()
+
+
+def idoc(quantity: str = "12.000", position: str = "00010") -> bytes:
+    """The shipped ORDERS05 IDoc with a fresh order number, its first MENGE and POSEX replaced."""
+    text = IDOC.read_text(encoding="utf-8").replace("<BELNR>4500012345</BELNR>",
+                                                    f"<BELNR>45{uuid.uuid4().int % 10**8:08d}</BELNR>", 1)
+    text = text.replace("<MENGE>12.000</MENGE>", f"<MENGE>{quantity}</MENGE>", 1)
+    return text.replace("<POSEX>00010</POSEX>", f"<POSEX>{position}</POSEX>", 1).encode()
+
+
+def soap_call(receipt: str | None = None, quantity: str = "2.5", line: str = "1", *,
+              bodies: int = 1) -> bytes:
     """A SOAP 1.1 PostGoodsReceipt call (`bodies` Body elements, each holding the call)."""
+    receipt = receipt or unique("GR-")
     call = (f'<e:PostGoodsReceipt xmlns:e="urn:example:erp"><e:ReceiptNumber>{receipt}</e:ReceiptNumber>'
             "<e:PurchaseOrder>PO-7</e:PurchaseOrder><e:Warehouse>WH1</e:Warehouse>"
             "<e:ReceivedAt>2026-05-01T10:00:00+08:00</e:ReceivedAt>"
