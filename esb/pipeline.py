@@ -18,6 +18,7 @@ from typing import Any
 import jmespath
 
 from esb import jsonfmt
+from esb.codecs import DEFAULT_MAX_DEPTH
 from esb.envelope import Envelope, now_rfc3339
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
 from esb.mapping.functions import SourceInfo
@@ -96,7 +97,7 @@ class InboundPipeline:
         if self.mapping is not None:
             return list(self.mapping.run(body, source))
         try:
-            document = jsonfmt.loads(body)
+            document = jsonfmt.loads(body, max_depth=DEFAULT_MAX_DEPTH)
         except ValueError as error:
             raise DecodeError(f"not valid JSON: {error}") from None
         return document if isinstance(document, list) else [document]
