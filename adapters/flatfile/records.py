@@ -151,3 +151,14 @@ def group_records(records: Iterator[Record], per: str, group_by: str | None,
     if group:
         yield group
 
+
+def part_body(prefix: bytes, group: list[Record]) -> bytes:
+    """The message of a record or group: the prefix, then its records, with an empty line for
+    each blank line of the file between them, so that the mapping, told the first record's line
+    (metadata ``line``), counts every record's line in the file."""
+    parts = [prefix]
+    for index, record in enumerate(group):
+        if index:
+            parts.append(b"\n" * max(record.first_line - group[index - 1].last_line - 1, 0))
+        parts.append(record.raw)
+    return b"".join(parts)

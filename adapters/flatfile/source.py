@@ -18,7 +18,7 @@ from pathlib import Path
 from adapters.flatfile.claims import Claim, Claims, display_name
 from adapters.flatfile.progress import Progress, ProgressFiles, now_rfc3339
 from adapters.flatfile.readiness import KINDS, Readiness, Stray
-from adapters.flatfile.records import FileReader, MessageTooLarge, group_records
+from adapters.flatfile.records import FileReader, MessageTooLarge, group_records, part_body
 from adapters.flatfile.reports import ErrorFolder, describe, problem_entry
 from adapters.flatfile.spec import options_of
 from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory
@@ -218,7 +218,7 @@ class FileSource(Source):
                     if self._stopping.is_set():
                         return False
                     first, last = group[0].first_line, group[-1].last_line
-                    body = reader.prefix + b"".join(record.raw for record in group)
+                    body = part_body(reader.prefix, group)
                     metadata = {"file": display_name(claim.name), "line": first, "last_line": last,
                                 "route": self.route}
                     raw = RawMessage(body, self.content_type, metadata)
