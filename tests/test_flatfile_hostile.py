@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.flatfile import LocalDirectory
+from adapters.flatfile import FileSource, LocalDirectory
+from esb.routes import Endpoint
 from tests.test_flatfile_source import Bus, make_source, report_of
 
 GOOD = b"sku,qty,description\nA1,1,one\nA2,2,two\n"
@@ -248,8 +249,9 @@ def test_min_age_leaves_a_stalled_writers_file_until_it_is_unchanged_for_min_age
 def test_min_age_is_the_default_so_a_file_written_just_now_is_left_alone(inbox):
     bus = Bus("stock_lines.in.yaml")
     (inbox / "GR_1.csv").write_bytes(GOOD)
-    source = make_source(inbox, bus, clock=Clock((inbox / "GR_1.csv").stat().st_mtime + 1), per="record")
-    source.readiness.min_age = 5.0  # make_source sets 0: here the default
+    clock = Clock((inbox / "GR_1.csv").stat().st_mtime + 1)
+    source = FileSource(Endpoint("file", {"dir": str(inbox), "per": "record"}), None, "files", clock=clock)
+    source.start(bus.context(inbox.parent / "data"))
 
     source.poll()
 
