@@ -206,6 +206,7 @@ class FileSource(Source):
     def _submit_parts(self, claim: Claim, progress: Progress, progress_path: Path) -> bool:
         """Submit each record or group after the saved progress; False when stopped before the end."""
         reader = FileReader(self.options)
+        shown = display_name(claim.name)
         saved_at, unsaved = time.monotonic(), 0
         with self._open(claim) as stream:
             reader.open(stream)
@@ -219,7 +220,7 @@ class FileSource(Source):
                         return False
                     first, last = group[0].first_line, group[-1].last_line
                     body = part_body(reader.prefix, group)
-                    metadata = {"file": display_name(claim.name), "line": first, "last_line": last,
+                    metadata = {"file": shown, "line": first, "last_line": last,
                                 "route": self.route}
                     raw = RawMessage(body, self.content_type, metadata)
                     refused = self._submit(raw, f"{progress.identity}:{first}", progress, span=(first, last))
