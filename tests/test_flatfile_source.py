@@ -451,6 +451,8 @@ def test_a_20000_line_file_is_streamed_record_by_record(inbox):
     ({"per": "group", "format": "fixedwidth", "group_by": "x"}, "use group_starts_with"),
     ({"encoding": "klingon"}, "unknown encoding"),
     ({"name_template": "{id"}, "a placeholder is"),
+    ({"done_file": "ready"}, "with {name} or {stem}"),
+    ({"done_file": "done/{name}"}, "with {name} or {stem}"),
 ])
 def test_options_that_do_not_fit_together_are_reported(options, expected):
     problems = check_endpoint(Endpoint("file", {"dir": "/x", **options}), None, "/")
