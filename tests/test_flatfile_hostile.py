@@ -354,3 +354,17 @@ def test_a_directory_named_like_a_csv_file_is_moved_aside_once(inbox):
     assert (inbox / "error" / "GR_dir.csv" / "inner.csv").exists()
     assert "a directory" in report_of(inbox, "GR_dir.csv")["error"]
     assert bus.set_aside == ["not_regular"]
+
+
+def test_an_empty_claim_folder_left_by_a_dead_worker_is_removed_and_a_live_ones_kept(inbox):
+    bus = Bus("stock_lines.in.yaml")
+    source = make_source(inbox, bus)
+    claims = inbox / ".claimed"
+    dead = claims / f"1000.999999999.abc123.{source.host}"  # no such pid
+    live = claims / f"{int(os.path.getmtime(inbox) * 1000)}.{os.getppid()}.def456.{source.host}"
+    dead.mkdir()
+    live.mkdir()
+
+    source.poll()
+
+    assert names_in(claims) == [live.name]
