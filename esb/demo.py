@@ -40,10 +40,10 @@ from flask import Flask, jsonify, request
 
 from esb.config import load_config
 from esb.credentials import Credentials, Principal, digest
+from esb.http_server import HttpServer
 from esb.monitoring import create_app
 from esb.routes import Config
 from esb.runtime import Runtime, RuntimeOptions
-from esb.web import HttpServer
 
 log = logging.getLogger("esb.demo")
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from esb import codecs, metrics
 from esb.credentials import Credentials
 from esb.errors import InputError, Unavailable
+from esb.http_server import HttpServer
 from esb.idempotency import IdempotencyStore
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.logs import message_fields
@@ -40,7 +41,7 @@ from esb.transport import (
     TransportEvents,
     create_transport,
 )
-from esb.web import HttpServer, ReadinessCheck, create_app
+from esb.web import ReadinessCheck, create_app
 
 if TYPE_CHECKING:
     from flask import Flask
