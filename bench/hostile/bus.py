@@ -10,6 +10,9 @@ from pathlib import Path
 
 
 def _serve(ready, stop) -> None:
+    import logging
+
+    logging.getLogger("esb").setLevel(logging.ERROR)  # every refusal is a warning: thousands here
     from esb.http_server import HttpLimits
     from tests.hostile.conftest import start_hostile_bus
 
