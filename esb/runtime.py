@@ -33,14 +33,9 @@ from esb.logs import message_fields
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
-from esb.transport import (
-    DEFAULT_PREFETCH,
-    Delivery,
-    PublishError,
-    Transport,
-    TransportEvents,
-    create_transport,
-)
+from esb.transport import create_transport
+from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport, TransportEvents
+from esb.transport.errors import PublishError
 from esb.web import ReadinessCheck, create_app
 
 if TYPE_CHECKING:
@@ -132,7 +127,8 @@ class Runtime:
             return None
         from esb.mapping import load_mapping
 
-        return load_mapping(path, name=mapping_name(path, self.config.path))
+        return load_mapping(path, timezone=self.config.settings.get("timezone"),
+                            name=mapping_name(path, self.config.path))
 
     def _system_settings(self, adapter: str, system: str | None) -> dict | None:
         if not system:
@@ -230,11 +226,13 @@ class Runtime:
         self._stopped.wait()
 
     # --- inbound ----------------------------------------------------------------------------
-    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
+    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
+               message_id: str | None = None) -> Accepted:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
         started = time.perf_counter()
         try:
-            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key)
+            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
+                                                          metadata=raw.metadata, message_id=message_id)
         except InputError as error:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])
@@ -332,8 +330,10 @@ class Runtime:
 
     # --- readiness --------------------------------------------------------------------------
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        """The checks `/readyz` runs: the broker, the journal, the pollers."""
-        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready}
+        """The checks `/readyz` runs: the broker, the journal, the pollers, and what the sources and
+        sinks say of their own connections (`Source.readiness`, `Sink.readiness`)."""
+        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready,
+                "adapters": self._adapters_ready}
 
     def _broker_ready(self) -> str | None:
         # the transport declares its topology on every (re)connect, before it reports connected
@@ -344,6 +344,11 @@ class Runtime:
         if polled and (self.scheduler is None or not self.scheduler.running):
             return f"{len(polled)} polling sources but the scheduler is not running"
         return None
+
+    def _adapters_ready(self) -> str | None:
+        checks = [getattr(part, "readiness", None) for part in (*self.sources, *self.sinks)]
+        problems = [problem for check in checks if check is not None and (problem := check())]
+        return "; ".join(dict.fromkeys(problems)) or None
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"

@@ -39,7 +39,10 @@ OPTIONS = {
     "repeat": "element names that always become lists, even when they occur once (default none)",
     "max_bytes": f"largest accepted input in bytes (default {DEFAULT_MAX_BYTES})",
     "max_depth": f"deepest nesting of elements accepted, the root being 1 (default {DEFAULT_MAX_DEPTH})",
-    "root": "encode: wrap the document in an element of this name (default: the document's one key)",
+    "root": "decode: the root element names accepted, one or a list (an IDoc's basic type and its "
+            "extensions: [ORDERS05, ZORDERS05]); the document is then keyed by the first, so one mapping "
+            "reads them all (default: any root, keyed by its own name). encode: wrap the document in an "
+            "element of this name (default: the document's one key)",
     "namespace": "encode: default namespace URI of the output (default none)",
     "encoding": "encode: output encoding (default utf-8)",
     "declaration": "encode: write the <?xml ...?> declaration (default true)",
@@ -90,16 +93,36 @@ def _check_depth(root: Any, max_depth: int) -> None:
                               f"{element.sourceline}")
 
 
+def option_problems(options: dict[str, Any]) -> list[str]:
+    """What is wrong with the options a mapping gives (for the mapping checker), as sentences."""
+    root = options.get("root")
+    if root is not None and not (isinstance(root, str) and root or isinstance(root, list) and root
+                                 and all(isinstance(name, str) and name for name in root)):
+        return [f"root is an element name or a list of them ([ORDERS05, ZORDERS05]), not {root!r}"]
+    return []
+
+
 def decode(source: bytes | BinaryIO, *, repeat: Iterable[str] = (), max_bytes: int = DEFAULT_MAX_BYTES,
-           max_depth: int = DEFAULT_MAX_DEPTH) -> Iterator[Any]:
+           root: str | list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH) -> Iterator[Any]:
     data = read_limited(source, max_bytes, "XML")
-    yield parse(data, repeat=repeat, max_depth=max_depth)
+    yield parse(data, repeat=repeat, root=root, max_depth=max_depth)
 
 
-def parse(data: bytes, *, repeat: Iterable[str] = (), max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
-    """One XML document as a dict (see the module docstring); DecodeError on bad or unsafe XML."""
-    root = safe_root(data, max_depth)
-    return {_local(root.tag): _convert(root, frozenset(repeat))}
+def parse(data: bytes, *, repeat: Iterable[str] = (), root: str | list[str] | None = None,
+          max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+    """One XML document as a dict (see the module docstring); DecodeError on bad or unsafe XML.
+
+    ``root``: the accepted root element names (a DecodeError names any other); the document is
+    keyed by the first of them."""
+    element = safe_root(data, max_depth)
+    name = _local(element.tag)
+    if root is not None:
+        accepted = [root] if isinstance(root, str) else list(root)
+        if name not in accepted:
+            raise DecodeError(f"the root element is <{name}>, but the mapping reads {' or '.join(accepted)} "
+                              f"(input.root)")
+        name = accepted[0]
+    return {name: _convert(element, frozenset(repeat))}
 
 
 def _local(tag: str) -> str:
@@ -139,8 +162,10 @@ def _convert(element: Any, repeat: frozenset[str]) -> Any:
 
 # --- encoding ------------------------------------------------------------------------------
 
-def encode(document: Any, *, root: str | None = None, namespace: str | None = None, encoding: str = "utf-8",
-           declaration: bool = True, pretty: bool = True) -> bytes:
+def encode(document: Any, *, root: str | list[str] | None = None, namespace: str | None = None,
+           encoding: str = "utf-8", declaration: bool = True, pretty: bool = True) -> bytes:
+    if isinstance(root, list):
+        root = root[0] if root else None
     if root is None:
         if not isinstance(document, dict) or len(document) != 1:
             raise ValueError("an XML document must be a dict with one key (the root element), or set 'root'")

@@ -34,7 +34,8 @@ from esb.conversions import (
     to_text,
 )
 from esb.errors import FieldProblem
-from esb.mapping.expressions import Expression, is_empty, truthy
+from esb.mapping.expressions import Expression, NullInput
+from esb.mapping.functions import is_empty, truthy
 from esb.problems import did_you_mean
 
 OMIT = object()
@@ -99,9 +100,9 @@ class ValueNode:
     def evaluate(self, context: Any, run: Run, prefix: str) -> Any:
         raw = UNSET
         try:
-            if self.when is not None and not truthy(self.when.search(context)):
+            if self.when is not None and not _holds(self.when, context):
                 return OMIT
-            value = raw = self.constant if self.source is None else self.source.search(context)
+            value = raw = self.constant if self.source is None else self._search(context)
             if not is_empty(value):
                 for step in self.steps:
                     value = step(value, context)
@@ -119,6 +120,23 @@ class ValueNode:
                         got + _line_of(context))
         return OMIT
 
+    def _search(self, context: Any) -> Any:
+        """The source's value; None when it met null and the field may be left out."""
+        try:
+            return self.source.search(context)
+        except NullInput:
+            if self.required and self.default is UNSET:
+                raise
+            return None
+
+
+def _holds(condition: Expression, context: Any) -> bool:
+    """A ``when`` is true (JMESPath truth); one that met null is false."""
+    try:
+        return truthy(condition.search(context))
+    except NullInput:
+        return False
+
 
 class ObjectNode:
     """A field that is an object of fields, evaluated in the context of ``source`` if given."""
@@ -132,10 +150,14 @@ class ObjectNode:
     def evaluate(self, context: Any, run: Run, prefix: str) -> Any:
         path = join_path(prefix, self.name)
         try:
-            if self.when is not None and not truthy(self.when.search(context)):
+            if self.when is not None and not _holds(self.when, context):
                 return OMIT
             if self.source is not None:
                 context = self.source.search(context)
+        except NullInput as error:
+            if self.required:
+                run.problem(path, str(error), "")
+            return OMIT
         except ConversionError as error:
             run.problem(path, str(error), "")
             return OMIT
@@ -174,7 +196,8 @@ class EachNode:
         try:
             items = self.source.search(context)
         except ConversionError as error:
-            run.problem(path, str(error), "")
+            if self.required or not isinstance(error, NullInput):
+                run.problem(path, str(error), "")
             return OMIT
         if items is None:
             items = []
@@ -185,7 +208,7 @@ class EachNode:
         for index, item in enumerate(items):
             here = f"{path}[{index}]"
             try:
-                if self.when is not None and not truthy(self.when.search(item)):
+                if self.when is not None and not _holds(self.when, item):
                     continue
             except ConversionError as error:
                 run.problem(here, str(error), "")
