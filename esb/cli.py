@@ -168,6 +168,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         credentials = Credentials.from_environment()
     except (ValueError, OSError) as error:
         return _fail(f"credentials: {error}")
+    from esb.http_server import HttpLimits
+
+    try:
+        http_limits = HttpLimits.from_environment()
+    except ValueError as error:
+        return _fail(str(error))
     settings, env = config.settings, os.environ
     consumer_only = args.role == "consumer"
     broker_url, data_dir = _broker_and_data_dir(args, config)
@@ -189,6 +195,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=int(first_set(args.port, env.get("ESB_HTTP_PORT"), settings.get("http_port"), 8080)),
         http=not consumer_only, sources=not consumer_only,
         journal=settings.get("journal"), credentials=credentials,
+        http_limits=http_limits,
     )
     logs.configure(env.get("ESB_LOG_LEVEL", "INFO"))
     stop = threading.Event()

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from esb.web import HttpServer
+from esb.http_server import HttpServer
 
 
 @dataclasses.dataclass
