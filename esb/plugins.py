@@ -132,6 +132,10 @@ class AdapterSpec:
     source_factory: Callable[..., Any] | None = None
     sink_factory: Callable[..., Any] | None = None
     check: Callable[..., list[str]] | None = None  # extra checks: (endpoint, system, base_dir) -> sentences
+    check_mapping: Callable[..., list[str]] | None = None
+    """A destination's outbound mapping fits what the target takes: ``(endpoint, system, outline)
+    -> sentences``, ``outline`` an `esb.mapping.outline.Outline` (what the mapping writes); `esb
+    check` calls it for each destination of this adapter with a ``map:``."""
 
     @property
     def can_source(self) -> bool:

@@ -63,7 +63,8 @@ The package, one concern a module:
 - `esb.mapping.yamlfile`: the YAML reader that keeps lines; `esb.mapping.compiler`: YAML -> nodes,
   every problem with its line;
 - `esb.mapping.grouping`: CSV / fixed-width records into documents;
-- `esb.mapping.loader`: the `Mapping` object, `load_mapping` (cached) and `check_mapping`.
+- `esb.mapping.loader`: the `Mapping` object, `load_mapping` (cached) and `check_mapping`;
+- `esb.mapping.outline`: what a mapping writes, field by field, for checks against a target.
 
 A new expression function is a method of `MappingFunctions`; what the functions may know about
 the input besides the document (its file name, line, received time) is a field of `InputScope`,
