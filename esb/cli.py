@@ -160,7 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from esb import logs
     from esb.credentials import Credentials
-    from esb.transport import TransportError
+    from esb.transport.errors import TransportError
 
     path = _config_path(args)
     config = _load_config(args)
@@ -239,7 +239,8 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_topology(args: argparse.Namespace) -> int:
     """`show` prints the queues and exchange the routes need (no broker); `declare` creates them."""
-    from esb.transport import TransportError, create_transport
+    from esb.transport import create_transport
+    from esb.transport.errors import TransportError
     from esb.transport.rabbitmq import redacted
     from esb.transport.topology import Topology
 
@@ -279,7 +280,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from esb import logs
     from esb.errors import ConfigError
-    from esb.transport import TransportError
+    from esb.transport.errors import TransportError
 
     logs.configure(os.environ.get("ESB_LOG_LEVEL", "ERROR"))
     from esb import demo

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from esb.codecs import read_limited
+from esb.codecs import DEFAULT_MAX_DEPTH, read_limited
 from esb.errors import DecodeError
 
 MEDIA_TYPES = ("application/xml", "text/xml")
@@ -38,6 +38,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 OPTIONS = {
     "repeat": "element names that always become lists, even when they occur once (default none)",
     "max_bytes": f"largest accepted input in bytes (default {DEFAULT_MAX_BYTES})",
+    "max_depth": f"deepest nesting of elements accepted, the root being 1 (default {DEFAULT_MAX_DEPTH})",
     "root": "decode: the root element names accepted, one or a list (an IDoc's basic type and its "
             "extensions: [ORDERS05, ZORDERS05]); the document is then keyed by the first, so one mapping "
             "reads them all (default: any root, keyed by its own name). encode: wrap the document in an "
@@ -61,21 +62,35 @@ def safe_parser(resolver: etree.Resolver | None = None) -> etree.XMLParser:
     return parser
 
 
-def safe_root(data: bytes) -> Any:
-    """The root element of untrusted XML; DecodeError for malformed XML, a DOCTYPE or an entity."""
+def safe_root(data: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """The root element of untrusted XML; DecodeError for malformed XML, a DOCTYPE, an entity or
+    elements nested deeper than `max_depth` (libxml2 itself stops at 256)."""
     if b"<!DOCTYPE" in data[:4096] or b"<\x00!\x00D\x00O\x00C" in data[:8192]:
         raise DecodeError("XML with a DOCTYPE is refused (DTDs and entities are not allowed)")
     try:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
         line, column = error.position
+        if "Excessive depth" in error.msg:  # libxml2's own limit, 256, is above ours
+            raise DecodeError(f"XML elements nested deeper than {max_depth} levels (max_depth), at line "
+                              f"{line}") from None
         raise DecodeError(f"malformed XML at line {line}, column {column}: {error.msg}") from None
     if root is None:
         raise DecodeError("empty XML document")
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise DecodeError("XML with a DOCTYPE is refused (DTDs and entities are not allowed)")
+    _check_depth(root, max_depth)
     return root
+
+
+def _check_depth(root: Any, max_depth: int) -> None:
+    depth = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        if depth > max_depth:
+            raise DecodeError(f"XML elements nested deeper than {max_depth} levels (max_depth), at line "
+                              f"{element.sourceline}")
 
 
 def option_problems(options: dict[str, Any]) -> list[str]:
@@ -88,17 +103,18 @@ def option_problems(options: dict[str, Any]) -> list[str]:
 
 
 def decode(source: bytes | BinaryIO, *, repeat: Iterable[str] = (), max_bytes: int = DEFAULT_MAX_BYTES,
-           root: str | list[str] | None = None) -> Iterator[Any]:
+           root: str | list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH) -> Iterator[Any]:
     data = read_limited(source, max_bytes, "XML")
-    yield parse(data, repeat=repeat, root=root)
+    yield parse(data, repeat=repeat, root=root, max_depth=max_depth)
 
 
-def parse(data: bytes, *, repeat: Iterable[str] = (), root: str | list[str] | None = None) -> dict[str, Any]:
+def parse(data: bytes, *, repeat: Iterable[str] = (), root: str | list[str] | None = None,
+          max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
     """One XML document as a dict (see the module docstring); DecodeError on bad or unsafe XML.
 
     ``root``: the accepted root element names (a DecodeError names any other); the document is
     keyed by the first of them."""
-    element = safe_root(data)
+    element = safe_root(data, max_depth)
     name = _local(element.tag)
     if root is not None:
         accepted = [root] if isinstance(root, str) else list(root)

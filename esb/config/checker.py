@@ -22,6 +22,7 @@ from esb.plugins import adapters
 from esb.problems import unknown
 from esb.retry import RetryPolicy
 from esb.routes import Config, Destination, Endpoint, Route, System
+from esb.splitter import Split, split_problems
 
 _NAME = re.compile(NAME_PATTERN)
 
@@ -139,6 +140,7 @@ class Checker:
             inbound_map, mapped_type = self.check_mapping((*path, "map"), block["map"], "in", canonical_type)
             canonical_type = canonical_type or mapped_type
         route_filter = self.check_filter((*path, "filter"), block.get("filter"))
+        split = self.check_split((*path, "split"), block.get("split"), canonical_type, version)
         retry = self.check_retry((*path, "retry"), block.get("retry"))
         destinations = self.check_destinations(path, block.get("to"), canonical_type)
         if source is None or destinations is None or retry is None or self.is_broken(path):
@@ -149,7 +151,7 @@ class Checker:
             options["description"] = block["description"]
         return Route(name=block["name"], source=source, destinations=destinations, map=inbound_map,
                      validate=block.get("validate"), schema_version=version, filter=route_filter,
-                     retry=retry, options=options, line=self.document.line(path))
+                     split=split, retry=retry, options=options, line=self.document.line(path))
 
     def check_destinations(self, route_path: JsonPath, entries: Any,
                            canonical_type: str | None) -> tuple[Destination, ...] | None:
@@ -287,18 +289,37 @@ class Checker:
             return None
         return self.options(self.specs[adapter].system_schema, block[adapter])
 
-    def check_canonical_type(self, path: JsonPath, name: str, version: int) -> None:
+    def registry(self):
+        """The canonical schemas, loaded once per check."""
         if self._registry is None:
             from esb.schemas import SchemaRegistry
 
             self._registry = SchemaRegistry()
-        if self._registry.has(name, version):
+        return self._registry
+
+    def check_canonical_type(self, path: JsonPath, name: str, version: int) -> None:
+        if self.registry().has(name, version):
             return
-        types = list(self._registry.types())
+        types = list(self.registry().types())
         if name in types:
             self.add(path, f'canonical type "{name}" has no schema version {version}')
         else:
             self.add(path, unknown("canonical type", name, types))
+
+    def check_split(self, path: JsonPath, block: Any, canonical_type: str | None,
+                    version: int) -> Split | None:
+        """The splitter's fields exist in the canonical type the route carries."""
+        if not isinstance(block, dict) or self.is_broken(path):
+            return None
+        split = Split.from_config(block)
+        if canonical_type is None:
+            self.add(path, "split: needs a canonical type to split (validate: or a map: with one)")
+            return split
+        if not self.registry().has(canonical_type, version):
+            return split  # an unknown type is reported where it is named
+        for option, sentence in split_problems(split, self.registry().schema(canonical_type, version)):
+            self.add((*path, option), sentence)
+        return split
 
     def check_filter(self, path: JsonPath, expression: Any) -> str | None:
         if not isinstance(expression, str):

@@ -22,8 +22,9 @@ from esb.problems import Problem
 class Mapping:
     """A loaded, checked, compiled mapping file. Build it with `load_mapping`."""
 
-    def __init__(self, path: str, compiled: CompiledMapping):
+    def __init__(self, path: str, compiled: CompiledMapping, name: str | None = None):
         self.path = path
+        self.name = name or path  # what error messages call it: never the server's path, to senders
         self.direction: str = compiled.direction
         self.canonical_type: str | None = compiled.canonical_type
         self._root = compiled.root
@@ -75,7 +76,7 @@ class Mapping:
             result = self._root.build(document, run, "")
         if run.problems:
             count = len(run.problems)
-            raise MappingError(f"mapping {self.path}: {count} field{'s' if count > 1 else ''} could not be "
+            raise MappingError(f"mapping {self.name}: {count} field{'s' if count > 1 else ''} could not be "
                                f"mapped", run.problems)
         return {} if result is OMIT else result
 
@@ -93,7 +94,7 @@ class Mapping:
         try:
             return codecs.encode(self._output_format, document, **self._output)
         except (ValueError, TypeError, LookupError) as error:
-            raise MappingError(f"mapping {self.path}: the result cannot be written as {self._output_format}: "
+            raise MappingError(f"mapping {self.name}: the result cannot be written as {self._output_format}: "
                                f"{error}") from None
 
 
@@ -116,7 +117,7 @@ def _lines_of_the_file(records: Iterator[Any], source: SourceInfo) -> Iterator[A
 
 # === load, check, cache ====================================================================
 
-_CACHE: dict[tuple[str, str | None], tuple[tuple[int, int], Mapping]] = {}
+_CACHE: dict[tuple[str, str | None, str | None], tuple[tuple[int, int], Mapping]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -125,17 +126,19 @@ def check_mapping(path: str | Path, *, timezone: str | None = None) -> list[Prob
     return compile_file(path, timezone=timezone)[1]
 
 
-def load_mapping(path: str | Path, *, timezone: str | None = None) -> Mapping:
-    """The compiled mapping, cached by path, modification time and ``timezone``; ConfigError
-    listing every problem. ``timezone`` (an IANA name, ``settings.timezone``) is the zone of
-    local times for a mapping that declares none (default UTC)."""
+def load_mapping(path: str | Path, *, timezone: str | None = None, name: str | None = None) -> Mapping:
+    """The compiled mapping, cached by path, modification time, ``timezone`` and ``name``;
+    ConfigError listing every problem. ``timezone`` (an IANA name, ``settings.timezone``) is the
+    zone of local times for a mapping that declares none (default UTC). ``name`` is what its
+    errors call it (default: ``path``); the runtime names it relative to the routes file, so an
+    external sender never sees where the server keeps its files."""
     resolved = Path(path).resolve()
     try:
         stat = resolved.stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         stamp = None
-    key = (str(resolved), timezone or None)
+    key = (str(resolved), timezone or None, name)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached[0] == stamp:
@@ -143,7 +146,7 @@ def load_mapping(path: str | Path, *, timezone: str | None = None) -> Mapping:
     compiled, problems = compile_file(path, timezone=timezone)
     if problems or compiled is None:
         raise ConfigError(problems)
-    mapping = Mapping(str(path), compiled)
+    mapping = Mapping(str(path), compiled, name)
     if stamp is not None:
         with _CACHE_LOCK:
             _CACHE[key] = (stamp, mapping)

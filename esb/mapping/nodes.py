@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from esb import jsonfmt
 from esb.codecs import LINE_KEY
 from esb.conversions import (
+    MAX_DIGITS,
     ConversionError,
     normalized,
     pad_with_zeros,
@@ -291,7 +292,11 @@ def rounding(scale: int, *, as_text: bool) -> Step:
     exponent = Decimal(1).scaleb(-scale)
 
     def rounded(value: Any, context: Any) -> Any:
-        number = to_decimal(value).quantize(exponent, rounding=ROUND_HALF_UP)
+        try:
+            number = to_decimal(value).quantize(exponent, rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than Decimal's precision once the scale is added
+            raise ConversionError(f"a decimal number of at most {MAX_DIGITS - scale} digits before the "
+                                  f"point (rounded to {scale} decimals)") from None
         return format(number, "f") if as_text else number
 
     return rounded
