@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.soap.mapping_fit import check_mapping
 from esb.config import load_config
 from esb.errors import ConfigError
+from esb.mapping import load_mapping
+from esb.routes import Endpoint
 from tests.conftest import PROJECT
 
 ERP_WSDL = PROJECT / "tests" / "data" / "config" / "wsdl" / "erp.wsdl"  # PostGoodsReceipt(ReceiptNumber)
@@ -112,3 +115,17 @@ def test_a_parameter_the_mapping_writes_only_sometimes_passes(tmp_path, samples_
     fields = "filter: {each: filters, fields: {Field: field, Criteria: criteria}}\n" \
              "setSize: {from: size, required: false}"
     assert problems_of(tmp_path, fields, wsdl=nav, operation="ReadMultiple") == []
+
+
+def test_the_shipped_goods_receipt_mapping_fits_the_demo_erps_operation(tmp_path):
+    shipped = PROJECT / "mappings" / "erp" / "goods_receipt.out.yaml"
+    wsdl = PROJECT / "esb" / "demo" / "erp.wsdl"
+    outline = load_mapping(shipped).outline()
+    endpoint = Endpoint("soap", {"operation": "PostGoodsReceipt", "wsdl": str(wsdl)})
+    assert check_mapping(endpoint, None, outline) == []
+    broken = tmp_path / "goods_receipt.out.yaml"
+    misspelt = shipped.read_text(encoding="utf-8").replace("\n  Plant:", "\n  Plnt:")
+    broken.write_text(misspelt, encoding="utf-8")
+    problems = check_mapping(endpoint, None, load_mapping(broken).outline())
+    expected = 'writes Plnt, which PostGoodsReceipt does not take (did you mean "Plant"?)'
+    assert any(expected in problem for problem in problems), problems
