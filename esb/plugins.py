@@ -146,6 +146,10 @@ class AdapterSpec:
     source_factory: Callable[..., Any] | None = None
     sink_factory: Callable[..., Any] | None = None
     check: Callable[..., list[str]] | None = None  # extra checks: (endpoint, system, base_dir) -> sentences
+    check_mapping: Callable[..., list[str]] | None = None
+    """A destination's outbound mapping fits what the target takes: ``(endpoint, system, outline)
+    -> sentences``, ``outline`` an `esb.mapping.outline.Outline` (what the mapping writes); `esb
+    check` calls it for each destination of this adapter with a ``map:``."""
     connect_check: Callable[..., list[str]] | None = None
     """`esb check --connect`: (endpoint, system_settings, role "source"|"sink") -> sentences about the
     running target (a missing table or column, a server that does not answer)."""
