@@ -40,8 +40,9 @@ class WatermarkSource(TableSource):
 
     def start(self, context: SourceContext) -> None:
         options = self.options
+        identity = {"table": str(options["table"]), "column": str(options["watermark_column"])}
         self.watermarks = WatermarkFile(Path(context.data_dir) / "watermarks" / f"table-{self.route}.json",
-                                        {"table": options["table"], "column": options["watermark_column"]})
+                                        identity)
         super().start(context)
 
     def _batch(self, layout: Layout, counts: Counter) -> tuple[int, bool, bool]:
