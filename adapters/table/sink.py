@@ -141,8 +141,10 @@ class TableSink(Sink):
                 return
             own = sa.and_(*(c == part for c, part in zip(layout.parent, key, strict=True)))
             connection.execute(sa.delete(layout.lines).where(own))
-            if lines:
-                connection.execute(sa.insert(layout.lines), lines)
+            if lines:  # one executemany: every row names the same columns (a missing field is NULL)
+                names = list(dict.fromkeys(name for line in lines for name in line))
+                connection.execute(sa.insert(layout.lines),
+                                   [{name: line.get(name) for name in names} for line in lines])
 
 
 def _row(table: sa.Table, document: dict, zone, where: str = "") -> dict[str, Any]:
