@@ -100,6 +100,8 @@ class ClaimSource(TableSource):
         condition = sa.and_(*(c == sa.bindparam(f"_key_{i}") for i, c in enumerate(layout.key)))
         done, refused = [], []
         for document, outcome, value in outcomes:
+            if outcome == "unstored":
+                continue  # stays new: the next poll takes it again
             for row_key in document.row_keys:
                 keys = {f"_key_{i}": part for i, part in enumerate(row_key)}
                 if outcome == "refused":

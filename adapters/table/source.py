@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
@@ -36,6 +37,8 @@ class TableSource(Source):
         self.system_name = options.get("system")
         self.poll_interval = float(options["poll"])
         self.batch = int(options["batch"])
+        self.concurrency = int(options.get("concurrency") or 1)
+        self._pool: ThreadPoolExecutor | None = None
         self.engine: sa.Engine | None = None
         self.layout: Layout | None = None
         self.problem: str | None = None  # why the last poll could not work, for /readyz
@@ -55,6 +58,8 @@ class TableSource(Source):
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def readiness(self) -> str | None:
         return f"route {self.route}: {self.problem}" if self.problem else None
@@ -120,17 +125,33 @@ class TableSource(Source):
 
     def submit_all(self, layout: Layout, documents: Sequence[Document],
                    counts: Counter) -> tuple[list[tuple[Document, str, Any]], bool]:
-        """Submit documents in order until the bus cannot store; (outcomes, stopped)."""
-        outcomes = []
-        for document in documents:
-            if self._stopping.is_set():
-                return outcomes, True
+        """Submit the documents, `concurrency` at a time (each waits for its broker confirm, so they
+        overlap); (outcomes in document order, stopped). A document the bus could not store (it
+        said Unavailable, or the source is stopping) has the outcome "unstored"; once one is, the
+        documents not yet started are not submitted either."""
+        stopped = threading.Event()
+
+        def one(document: Document) -> tuple[str, Any]:
+            if stopped.is_set() or self._stopping.is_set():
+                return "unstored", None
             try:
-                outcome, value = self.submit(layout, document)
+                return self.submit(layout, document)
             except Unavailable as error:
-                log.warning("table poll stopped, the bus cannot store now: %s", error,
-                            extra={"route": self.route})
-                return outcomes, True
-            counts[outcome] += 1
+                if not stopped.is_set():
+                    log.warning("table poll stopped, the bus cannot store now: %s", error,
+                                extra={"route": self.route})
+                stopped.set()
+                return "unstored", error
+
+        if self.concurrency > 1 and len(documents) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"table-{self.route}")
+            results = list(self._pool.map(one, documents))
+        else:
+            results = [one(document) for document in documents]
+        outcomes = []
+        for document, (outcome, value) in zip(documents, results, strict=True):
+            if outcome != "unstored":
+                counts[outcome] += 1
             outcomes.append((document, outcome, value))
-        return outcomes, False
+        return outcomes, stopped.is_set() or self._stopping.is_set()

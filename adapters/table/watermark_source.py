@@ -61,6 +61,8 @@ class WatermarkSource(TableSource):
         outcomes, stopped = self.submit_all(layout, documents, counts)
         last = None  # the last document stored or dead-lettered with none missing before it
         for document, outcome, error in outcomes:
+            if outcome == "unstored":
+                break
             if outcome == "refused":
                 if not self._dead_letter(layout, document, error):
                     stopped = True

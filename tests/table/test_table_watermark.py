@@ -94,10 +94,11 @@ def test_a_refused_row_is_dead_lettered_and_the_watermark_moves_past_it(orders, 
 
 
 def test_when_the_bus_cannot_store_the_watermark_stays_before_what_was_not_stored(orders, tmp_path):
+    # one at a time, so that the first two are the stored ones (several at a time: see the next test)
     for n in range(1, 5):
         orders.add(n, updated_at=START + timedelta(minutes=n))
     bus = Bus(unavailable_after=2)
-    source = watermark_source(orders, bus, tmp_path)
+    source = watermark_source(orders, bus, tmp_path, concurrency=1)
 
     source.poll_once()
     assert source.watermarks.load()["key"] == [2]
@@ -105,3 +106,21 @@ def test_when_the_bus_cannot_store_the_watermark_stays_before_what_was_not_store
     source.poll_once()
 
     assert numbers(bus.stored) == [f"45{n:08d}" for n in range(1, 5)]
+
+
+def test_with_several_submits_at_a_time_the_watermark_stops_at_the_first_document_not_stored(
+        orders, tmp_path):
+    for n in range(1, 9):
+        orders.add(n, updated_at=START + timedelta(minutes=n))
+    bus = Bus(unavailable_after=4, delay=0.01)
+    source = watermark_source(orders, bus, tmp_path, concurrency=8)
+
+    source.poll_once()
+    stored = sorted(int(envelope.payload["order_number"][2:]) for envelope in bus.stored)
+    first_missing = next(n for n in range(1, 10) if n not in stored)
+    kept = source.watermarks.load()
+    assert (kept["key"] if kept else [0]) == [first_missing - 1]
+    bus.unavailable_after = None
+    source.poll_once()
+
+    assert sorted(numbers(bus.stored)) == [f"45{n:08d}" for n in range(1, 9)]
