@@ -132,7 +132,8 @@ ENDPOINT_SCHEMA = {
         "concurrency": {"type": "integer", "minimum": 1, "default": DEFAULT_CONCURRENCY,
                         "x-esb-role": "source",
                         "description": "Documents of a batch handed to the bus at once (each waits for its "
-                                       "broker confirm, so they overlap); 1 submits them one after another."},
+                                       "broker confirm, so they overlap, and their order within the batch is "
+                                       "not kept); 1 submits them one after another, in the table's order."},
         "columns": {**_COLUMNS, "default": None, "x-esb-role": "source",
                     "description": "The header columns in the document; default: all but the bookkeeping "
                                    "columns."},

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from adapters.table.engine import MESSAGE_ID_NAMESPACE, LayoutError, column, columns, plain, reflect
 
@@ -151,7 +152,12 @@ class Lines:
         found: dict[tuple, list[dict[str, Any]]] = {key: [] for key in keys}
         if not keys:
             return found
-        if len(self.parent) == 1:
+        if len(self.parent) == 1 and connection.dialect.name == "postgresql":
+            # one array parameter (= ANY): PostgreSQL plans it once, where IN takes one per key
+            parent = self.parent[0]
+            condition = parent == sa.any_(sa.bindparam("parent_keys", [key[0] for key in keys],
+                                                       type_=postgresql.ARRAY(parent.type)))
+        elif len(self.parent) == 1:
             condition = self.parent[0].in_([key[0] for key in keys])
         else:
             condition = sa.tuple_(*self.parent).in_(keys)

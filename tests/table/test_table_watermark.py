@@ -39,7 +39,7 @@ def test_rows_past_the_watermark_are_read_once_oldest_first_and_the_table_is_not
         orders.add(n, updated_at=START + timedelta(minutes=10 - n))  # the newest row has the lowest id
     before = orders.rows()
     bus = Bus()
-    source = watermark_source(orders, bus, tmp_path, batch=2)
+    source = watermark_source(orders, bus, tmp_path, batch=2, concurrency=1)  # 1: in the table's order
 
     source.poll_once()
     orders.add(6, updated_at=START + timedelta(hours=1))
