@@ -46,7 +46,10 @@ class RawMessage:
 
     body: bytes
     content_type: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)  # file name, line, HTTP headers, ...
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """What the source knows: "file" (the file name) and "line" (the line of the file on which a
+    part's first record is; the mapping's source_file() and source_line() read them), HTTP
+    headers, ..."""
 
 
 @dataclass(frozen=True, slots=True)

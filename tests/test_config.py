@@ -104,7 +104,7 @@ def test_a_route_without_retry_gets_the_default_policy():
 def test_a_typo_in_a_key_is_reported_with_did_you_mean():
     assert problems_of("key_typo.yaml") == [
         (7, 'routes[0].rets: unknown key "rets" (did you mean "retry"?); known: description, filter, from, '
-            "map, name, queue_type, retry, schema_version, to, validate"),
+            "map, name, queue_type, retry, schema_version, split, to, validate"),
     ]
 
 
