@@ -127,6 +127,8 @@ class TableSink(Sink):
         except exc.SQLAlchemyError as error:
             failure = outcome(error, f"table {layout.name}")
             self.problem = str(failure) if isinstance(failure, Retryable) else None
+            if isinstance(error, exc.ProgrammingError):
+                self.layout = None  # the table changed (a column renamed): read it again next time
             raise failure from None
         self.problem = None
         return "/".join(str(part) for part in key)

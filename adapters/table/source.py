@@ -57,9 +57,14 @@ class TableSource(Source):
             self._layout()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.set()  # a poll in progress stops after its batch and closes the pool
+        if not self._poll_lock.locked():
+            self._close_pool()
+
+    def _close_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+            self._pool = None
 
     def readiness(self) -> str | None:
         return f"route {self.route}: {self.problem}" if self.problem else None
@@ -99,12 +104,26 @@ class TableSource(Source):
                 try:
                     taken, full, stopped = self._batch(layout, counts)
                 except exc.SQLAlchemyError as error:
-                    self._failed(unreachable(error, database_url(self.system)))
+                    self._database_failed(error)
                     raise
                 self.problem = None
                 if stopped or not full or not taken:
                     break
+            if self._stopping.is_set():
+                self._close_pool()
         return counts
+
+    def _database_failed(self, error: exc.SQLAlchemyError) -> None:
+        """A server that does not answer, or a statement the table no longer fits (a column renamed
+        since the layout was read: it is read again at the next poll, which names what is missing)."""
+        self.layout = None
+        try:  # the drivers report both as OperationalError: a new connection tells them apart
+            with self.engine.connect():
+                pass
+        except exc.SQLAlchemyError as failure:
+            self._failed(unreachable(failure, database_url(self.system)))
+            return
+        self._failed(f"table {self.options['table']}: {str(getattr(error, 'orig', error)).strip()[:300]}")
 
     def _batch(self, layout: Layout, counts: Counter) -> tuple[int, bool, bool]:
         """One batch; (documents taken, whether the select was full, whether the bus stopped it)."""

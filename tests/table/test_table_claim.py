@@ -201,3 +201,22 @@ def test_a_database_that_does_not_answer_shows_on_readyz_and_in_the_check(tmp_pa
     source.start(Bus().context(tmp_path))
     source.poll()
     assert "does not answer" in source.readiness()
+
+
+def test_a_column_renamed_while_the_bus_runs_is_named_on_readyz_and_the_rows_wait(orders, tmp_path):
+    orders.add(1)
+    source = claim_source(orders, Bus(), tmp_path)
+    source.poll_once()
+    with orders.engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {orders.header.name} "
+                                   "RENAME COLUMN processed_at TO processed_on")
+    orders.add(2)
+
+    source.poll()  # the statement fails: the table is read again at the next poll
+    source.poll()
+
+    problem = source.readiness()
+    assert "processed_at_column: table" in problem and 'no column "processed_at"' in problem
+    with orders.engine.connect() as connection:
+        status = connection.execute(sa.select(orders.header.c.status).where(orders.header.c.id == 2)).scalar()
+    assert status == "new"
