@@ -76,9 +76,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
         count = len(error.problems)
         print(f"{count} problem{'s' if count != 1 else ''} found in {path}")
         return 1
+    if args.connect:
+        from esb.config.connect import connect_problems
+
+        problems = connect_problems(config)
+        for problem in problems:
+            print(problem)
+        if problems:
+            count = len(problems)
+            print(f"{count} problem{'s' if count != 1 else ''} found on the systems of {path}")
+            return 1
     destinations = sum(len(route.destinations) for route in config.routes)
     print(f"{path}: {len(config.routes)} route{'s' if len(config.routes) != 1 else ''}, "
-          f"{destinations} destination{'s' if destinations != 1 else ''}, ok")
+          f"{destinations} destination{'s' if destinations != 1 else ''}, ok"
+          + (" (systems connected)" if args.connect else ""))
     return 0
 
 
@@ -334,8 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("check", "check routes.yaml, its mappings, schemas and adapters; exit 1 listing every problem",
-            _cmd_check)
+    checker = command("check", "check routes.yaml, its mappings, schemas and adapters; exit 1 listing every "
+                      "problem", _cmd_check)
+    checker.add_argument("--connect", action="store_true",
+                         help="also connect to the systems and check what they must have (the tables and "
+                              "columns of table routes)")
 
     mapper = command("map", "run a mapping file on an input file and print the result as JSON "
                      "(several documents are printed one after another, a JSON stream: | jq -s . makes "
