@@ -31,7 +31,8 @@ class Simulator:
     `fail_first`: paths whose first call is answered 503; `refuse(path, body)`: a reason to answer
     422 (the system's own business check), or None; `app`: the Flask app, for more views."""
 
-    def __init__(self, name: str, *, check_auth: Callable[[Any], bool]):
+    def __init__(self, name: str, *, check_auth: Callable[[Any], bool], host: str = "127.0.0.1",
+                 port: int = 0):
         self.name = name
         self.calls: list[Call] = []
         self.lock = threading.Lock()
@@ -53,7 +54,7 @@ class Simulator:
                                  "id": c.answered_id, "body": c.body.decode("utf-8", "replace")}
                                 for c in self.calls])
 
-        self.server = HttpServer(app, port=0, threads=4)
+        self.server = HttpServer(app, host=host, port=port, threads=4)
         self.url = f"{self.server.url}/{name}"
 
     def _receive(self, path: str):

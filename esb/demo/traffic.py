@@ -37,8 +37,16 @@ class Traffic:
         self.rejected: dict[str, int] = {}
 
     def play(self) -> None:
+        self.seed_erp()
+        self.send()
+
+    def seed_erp(self) -> None:
+        """What the ERP holds for the bus to poll."""
         self.erp_publishes_purchase_order_revisions()
         self.erp_publishes_book_stock()
+
+    def send(self) -> None:
+        """What the ERP and the WMS send: posts to the bus and files in the WMS's export directory."""
         self.post_case("erp-items-to-wms", "erp", "item.in", "olive_oil_with_cartons.xml")
         self.post_case("erp-po-to-wms", "erp", "purchase_order.in", "two_lines_cartons_and_pieces.xml")
         self.post_case("erp-asn-to-wms", "erp", "inbound_notice.in", "two_items_with_batches.xml")
