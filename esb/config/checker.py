@@ -109,14 +109,22 @@ class Checker:
 
     def check_settings(self) -> None:
         zone = self.settings_block.get("timezone")
-        if isinstance(zone, str) and zone:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        if isinstance(zone, str) and zone and self.default_timezone() is None:
+            self.add(("settings", "timezone"), f'unknown time zone "{zone}" (use an IANA name such as '
+                                               "Europe/Berlin or Asia/Shanghai)")
 
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                self.add(("settings", "timezone"), f'unknown time zone "{zone}" (use an IANA name such as '
-                                                   "Europe/Berlin or Asia/Shanghai)")
+    def default_timezone(self) -> str | None:
+        """settings.timezone when it names a zone (the mappings' default), else None."""
+        zone = self.settings_block.get("timezone")
+        if not isinstance(zone, str) or not zone:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+        return zone
 
     # one route
 
@@ -239,12 +247,13 @@ class Checker:
 
         # the mapping's own problems name it as the routes file was named: relative stays relative
         shown = full if os.path.isabs(self.document.file) else os.path.relpath(full)
-        problems = check_mapping(shown)
+        zone = self.default_timezone()
+        problems = check_mapping(shown, timezone=zone)
         if problems:
             self.document.problems.extend(problems)
             return None, None
         try:
-            mapping = load_mapping(shown)
+            mapping = load_mapping(shown, timezone=zone)
         except Exception as error:  # check_mapping passed it: say what load_mapping found
             self.add(path, f"mapping {value} cannot be loaded: {error}")
             return None, None

@@ -13,7 +13,7 @@ from esb.durations import DURATION_PATTERN
 from esb.plugins import AdapterSpec, adapters
 from esb.retry import DEFAULT_ATTEMPTS
 from esb.splitter import DEFAULT_ITEMS
-from esb.transport import DEFAULT_PREFETCH
+from esb.transport.contract import DEFAULT_PREFETCH
 
 CONFIG_VERSION = 1
 """The only `version:` of routes.yaml this code reads."""
