@@ -167,7 +167,10 @@ class Demo:
             sent = list(self.runtime.accepted.get(route, []))
             raw_dead = self.runtime.raw_dead_letters.get(route, 0)
         steps = self._steps(sent)
-        count = lambda step: sum(s.count(step) for s in steps.values())  # noqa: E731
+
+        def count(step: str) -> int:
+            return sum(trace.count(step) for trace in steps.values())
+
         calls: dict[str, Call] = {}
         for system, path in flow.targets:
             if system in ("erp", "wms"):
