@@ -325,10 +325,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               flush=True)
         run.play()
         results = run.wait(stop)
-        print(run.summary(results), flush=True)
+        print(demo.summary(run, results), flush=True)
         ok = all(result.ok for result in results)
         if not args.once:
-            print("\n" + run.directions(), flush=True)
+            print("\n" + demo.directions(run), flush=True)
             stop.wait()
     finally:
         run.stop()
