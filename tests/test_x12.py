@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import pytest
 
@@ -184,3 +185,51 @@ def test_x12_read_as_csv_says_what_it_is(samples_dir):
 def test_json_read_as_x12_says_what_it_is():
     with pytest.raises(DecodeError, match="this is JSON, the mapping reads X12"):
         decode_all(b'{"order": 1}')
+
+
+# --- writing -------------------------------------------------------------------------------
+
+def without_positions(segments):
+    return [{key: value for key, value in segment.items() if key != "position"} for segment in segments]
+
+
+@pytest.mark.parametrize("name", ["stupidedi_943_AR943.edi", "x12types_940_babelway.edi",
+                                  "x12types_940_generalmills_original_N.edi", "x12types_850_004010.edi"])
+def test_a_decoded_sample_written_back_decodes_to_the_same_segments(samples_dir, name):
+    (document,) = decode_all(sample(samples_dir, name))
+    written = codecs.encode(X12, document)
+    (again,) = decode_all(written)
+    assert without_positions(again["segments"]) == without_positions(document["segments"])
+    assert again["interchange"]["control_number"] == document["interchange"]["control_number"]
+    assert again["interchange"]["separators"] == document["interchange"]["separators"]
+
+
+def test_the_grouped_shape_an_out_mapping_builds_is_written_in_its_key_order():
+    document = {"transaction": {"set": "940"},
+                "W05": {"W0501": "N", "W0502": "ORD-7"},
+                "N1_loop": [{"N1": {"N101": "ST", "N102": "ACME"}, "N4": {"N401": "Berlin", "N404": "DE"}}],
+                "LX_loop": [{"LX": {"LX01": 1},
+                             "W01": {"W0101": Decimal("2.5"), "W0102": "EA", "W0105": "SKU"}}]}
+    written = codecs.encode(X12, document, sender={"qualifier": "ZZ", "id": "BUS"},
+                            receiver={"qualifier": "ZZ", "id": "3PL"}, control_number=17, newlines=True)
+    lines = written.decode().splitlines()
+    assert lines[0].startswith("ISA*00*          *00*          *ZZ*BUS            *ZZ*3PL            *")
+    assert lines[0].endswith("*U*00401*000000017*0*P*>~") and len(lines[0]) == 106
+    date, clock = lines[1].split("*")[4:6]
+    assert lines[1:] == [f"GS*OW*BUS*3PL*{date}*{clock}*17*X*004010~", "ST*940*0001~", "W05*N*ORD-7~",
+                         "N1*ST*ACME~", "N4*Berlin***DE~", "LX*1~",
+                         "W01*2.5*EA***SKU~", "SE*7*0001~", "GE*1*17~", "IEA*1*000000017~"]
+
+
+def test_a_value_holding_a_separator_cannot_be_written_and_says_where():
+    document = {"transaction": {"set": "940"}, "W05": {"W0501": "N", "W0502": "A*B"}}
+    with pytest.raises(ValueError, match=r"X12 segment 2 \(W05\), element W0502: 'A\*B' holds the separator"):
+        codecs.encode(X12, document, sender={"id": "A"}, receiver={"id": "B"}, control_number=1)
+
+
+def test_several_documents_are_written_as_one_interchange_with_one_group_per_functional_id():
+    documents = [{"transaction": {"set": set_id}, "W05": {"W0501": "N"}} for set_id in ("940", "940", "945")]
+    written = codecs.encode(X12, documents, sender={"id": "A"}, receiver={"id": "B"}, control_number=5)
+    decoded = decode_all(written)
+    assert [(document["group"]["functional_id"], document["transaction"]["control_number"])
+            for document in decoded] == [("OW", "0001"), ("OW", "0002"), ("SW", "0001")]
