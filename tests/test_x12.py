@@ -233,3 +233,33 @@ def test_several_documents_are_written_as_one_interchange_with_one_group_per_fun
     decoded = decode_all(written)
     assert [(document["group"]["functional_id"], document["transaction"]["control_number"])
             for document in decoded] == [("OW", "0001"), ("OW", "0002"), ("SW", "0001")]
+
+
+# --- 997 acknowledgements ------------------------------------------------------------------
+
+def test_a_clean_group_of_two_sets_is_accepted_by_a_997_addressed_back():
+    from esb.codecs.x12_ack import acknowledgement
+    written = acknowledgement(TWO_SETS, control_number=900)
+    (ack,) = decode_all(written, loops={"AK2": ["AK3", "AK4", "AK5"]})
+    assert ack["transaction"]["set"] == "997" and ack["group"]["functional_id"] == "FA"
+    assert (ack["interchange"]["sender"], ack["interchange"]["receiver"]) == ("RECEIVER", "SENDER")
+    assert ack["AK1"][0]["AK101"] == "OW" and ack["AK1"][0]["AK102"] == "42"
+    assert [(loop["AK2"][0]["AK202"], loop["AK5"][0]["AK501"]) for loop in ack["AK2_loop"]] == [
+        ("0001", "A"), ("0002", "A")]
+    assert without_positions(ack["AK9"]) == [{"tag": "AK9", "AK901": "A", "AK902": "2", "AK903": "2",
+                                              "AK904": "2"}]
+
+
+def test_a_set_with_a_wrong_count_is_rejected_and_the_group_partly_accepted():
+    from esb.codecs.x12_ack import acknowledgement
+    (ack,) = decode_all(acknowledgement(TWO_SETS.replace(b"SE|5|0002", b"SE|9|0002"), control_number=901))
+    assert [(segment["AK501"], segment.get("AK502")) for segment in ack["AK5"]] == [("A", None), ("R", "4")]
+    assert ack["AK9"][0]["AK901"] == "P" and ack["AK9"][0]["AK904"] == "1"
+
+
+def test_the_997_of_a_real_940_with_a_wrong_group_control_number_rejects_the_group(samples_dir):
+    from esb.codecs.x12_ack import acknowledgement
+    written = acknowledgement(sample(samples_dir, "x12types_940_1edisource.edi"), control_number=902)
+    (ack,) = decode_all(written)
+    assert ack["AK1"][0]["AK102"] == "3317"
+    assert (ack["AK9"][0]["AK901"], ack["AK9"][0]["AK905"]) == ("R", "4")
