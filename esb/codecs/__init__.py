@@ -35,6 +35,7 @@ _MODULES = {
     "csv": "esb.codecs.csv",
     "fixedwidth": "esb.codecs.fixedwidth",
     "x12": "esb.codecs.x12",
+    "edifact": "esb.codecs.edifact",
 }
 """Format name -> codec module (``esb.codecs.edi`` and ``sniff`` are helpers, not formats)."""
 

@@ -61,8 +61,9 @@ def elements_of(segment: dict[str, Any], where: str) -> tuple[str, list[Any]]:
         if match and match[1] == tag:
             values[int(match[2])] = value
         elif key not in ("tag", "position"):
-            raise ValueError(f"{where} ({tag}): {key!r} is not an element of {tag} "
-                             f"(write {tag}01, {tag}02 ...)")
+            raise ValueError(
+                f"{where} ({tag}): {key!r} is not an element of {tag} (write {tag}01, {tag}02 ...)"
+            )
     if not values:
         return tag, []
     return tag, [values.get(number, "") for number in range(1, max(values) + 1)]
@@ -93,6 +94,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 # --- loops ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Loop:
@@ -144,11 +146,13 @@ def group_segments(segments: list[dict[str, Any]], structure: Loop) -> dict[str,
 
 # --- reading segments ----------------------------------------------------------------------
 
+
 class TextReader:
     """The text of a binary stream, decoded in chunks, with a UTF-8 BOM dropped."""
 
-    def __init__(self, source: bytes | BinaryIO, encoding: str, what: str):
+    def __init__(self, source: bytes | BinaryIO, encoding: str, what: str, prefix: bytes = b""):
         self.stream = as_stream(source)
+        self.prefix = prefix  # bytes already read from the stream (to sniff the character set)
         self.what = what
         self.declared = encoding
         self.decoder = std_codecs.getincrementaldecoder(decoding_for(encoding))("strict")
@@ -160,24 +164,27 @@ class TextReader:
         """Read until the buffer holds ``at_least`` characters or the stream ends; False when it
         holds fewer."""
         while len(self.buffer) < at_least and not self.eof:
-            raw = self.stream.read(CHUNK_CHARS)
+            raw, self.prefix = (self.prefix, b"") if self.prefix else (self.stream.read(CHUNK_CHARS), b"")
             if not self.started:
                 self.started = True
                 if raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM):]
+                    raw = raw[len(UTF8_BOM) :]
                     self.decoder = std_codecs.getincrementaldecoder("utf-8")("strict")
             try:
                 self.buffer += self.decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as error:
-                raise DecodeError(f"{self.what}: not valid {self.declared} text (byte "
-                                  f"{error.object[error.start]:#04x})") from None
+                raise DecodeError(
+                    f"{self.what}: not valid {self.declared} text (byte {error.object[error.start]:#04x})"
+                ) from None
             self.eof = not raw
         return len(self.buffer) >= at_least
 
     def skip_blank(self) -> None:
+        """Drop the blank text before the next segment, and have its first 3 characters at hand."""
         while self.fill() and not self.buffer.lstrip():
             self.buffer = ""
         self.buffer = self.buffer.lstrip()
+        self.fill(3)
 
     def read_segment(self, terminator: str, release: str | None = None) -> str | None:
         """The next segment's text without its terminator (None at the end of the input); the last
@@ -188,7 +195,7 @@ class TextReader:
             while release and index > 0 and _released(self.buffer, index, release):
                 index = self.buffer.find(terminator, index + 1)
             if index >= 0:
-                text, self.buffer = self.buffer[:index], self.buffer[index + len(terminator):]
+                text, self.buffer = self.buffer[:index], self.buffer[index + len(terminator) :]
                 return text
             start = max(0, len(self.buffer) - 1)
             if not self.fill(len(self.buffer) + 1):
@@ -204,9 +211,10 @@ def _released(text: str, index: int, release: str) -> bool:
     return count % 2 == 1
 
 
-def syntax_error(what: str, number: int, tag: str | None, sentence: str,
-                 element: str | None = None) -> DecodeError:
-    """"X12 segment 14 (W01), element W0103: ..." -- the error every EDI syntax problem raises."""
+def syntax_error(
+    what: str, number: int, tag: str | None, sentence: str, element: str | None = None
+) -> DecodeError:
+    """ "X12 segment 14 (W01), element W0103: ..." -- the error every EDI syntax problem raises."""
     place = f"{what} segment {number}" + (f" ({tag})" if tag else "")
     if element:
         place += f", element {element}"

@@ -22,8 +22,14 @@ _SIGNATURES = (
     ("json", re.compile(rb"^(\{\s*(\"|\})|\[\s*[\[{\"\d\-tfn\]])")),
 )
 
-NAMES = {"x12": "X12", "edifact": "EDIFACT", "xml": "XML", "json": "JSON", "csv": "CSV",
-         "fixedwidth": "fixed-width"}
+NAMES = {
+    "x12": "X12",
+    "edifact": "EDIFACT",
+    "xml": "XML",
+    "json": "JSON",
+    "csv": "CSV",
+    "fixedwidth": "fixed-width",
+}
 
 
 def sniff(head: bytes) -> str | None:
@@ -54,7 +60,7 @@ class RecordingStream:
 
     def _keep(self, data: bytes) -> bytes:
         if len(self.head) < self._size and data:
-            self.head += bytes(data[:self._size - len(self.head)])
+            self.head += bytes(data[: self._size - len(self.head)])
         return data
 
     def read(self, size: int = -1) -> bytes:

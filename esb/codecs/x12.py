@@ -41,7 +41,7 @@ OPTIONS = {
     "loops": "loop structure: {N1: [N2, N3, N4], LX: {segments: [W01], loops: {...}}} (default none)",
     "control_numbers": "check (a mismatch is an error, default) or report (listed under problems)",
     "transaction_sets": "the transaction sets the mapping reads, e.g. [940]; others are an error "
-                        "(default any)",
+    "(default any)",
     "separators": "{element, segment, component}: for files without an ISA (default * ~ >)",
     "element_separator": "encode: default *",
     "segment_terminator": "encode: default ~",
@@ -54,8 +54,20 @@ OPTIONS = {
     "control_number": "encode: ISA13/GS06 (default the document's, else from the clock)",
 }
 
-FUNCTIONAL_IDS = {"940": "OW", "945": "SW", "943": "AR", "944": "RE", "846": "IB", "947": "AW",
-                  "856": "SH", "850": "PO", "855": "PR", "997": "FA", "810": "IN", "861": "RC"}
+FUNCTIONAL_IDS = {
+    "940": "OW",
+    "945": "SW",
+    "943": "AR",
+    "944": "RE",
+    "846": "IB",
+    "947": "AW",
+    "856": "SH",
+    "850": "PO",
+    "855": "PR",
+    "997": "FA",
+    "810": "IN",
+    "861": "RC",
+}
 """GS01 of each transaction set (X12 data element 479)."""
 
 _TAG = re.compile(r"^[A-Z][A-Z0-9]{1,2}$")
@@ -73,17 +85,30 @@ def option_problems(options: dict[str, Any]) -> list[str]:
     return []
 
 
-def decode(source: bytes | BinaryIO, *, encoding: str = "utf-8", loops: Any = None,
-           control_numbers: str = "check", transaction_sets: list[str] | None = None,
-           separators: dict[str, str] | None = None, **_encode_options: Any) -> Iterator[dict[str, Any]]:
-    parser = _Parser(TextReader(source, encoding, WHAT), build_loops(loops), control_numbers == "report",
-                     {str(name) for name in transaction_sets or ()}, separators or {})
+def decode(
+    source: bytes | BinaryIO,
+    *,
+    encoding: str = "utf-8",
+    loops: Any = None,
+    control_numbers: str = "check",
+    transaction_sets: list[str] | None = None,
+    separators: dict[str, str] | None = None,
+    **_encode_options: Any,
+) -> Iterator[dict[str, Any]]:
+    parser = _Parser(
+        TextReader(source, encoding, WHAT),
+        build_loops(loops),
+        control_numbers == "report",
+        {str(name) for name in transaction_sets or ()},
+        separators or {},
+    )
     yield from parser.documents()
 
 
 class _Parser:
-    def __init__(self, reader: TextReader, structure: Any, report: bool, sets: set[str],
-                 separators: dict[str, str]):
+    def __init__(
+        self, reader: TextReader, structure: Any, report: bool, sets: set[str], separators: dict[str, str]
+    ):
         self.reader = reader
         self.structure = structure
         self.report = report
@@ -118,9 +143,14 @@ class _Parser:
         values = text.split(self.element)
         tag = values[0].strip()
         if not _TAG.match(tag):
-            raise syntax_error(WHAT, self.number, None, f"{text[:20]!r} does not start with a segment tag "
-                                                        f"(separators: element {self.element!r}, segment "
-                                                        f"{self.terminator!r})")
+            raise syntax_error(
+                WHAT,
+                self.number,
+                None,
+                f"{text[:20]!r} does not start with a segment tag "
+                f"(separators: element {self.element!r}, segment "
+                f"{self.terminator!r})",
+            )
         if tag == "ISA":
             return tag, values[1:]
         component = self.component
@@ -135,10 +165,11 @@ class _Parser:
         for _ in range(15):
             index = text.find(self.element, index + 1)
             if index < 0:
-                raise syntax_error(WHAT, self.number + 1, "ISA", "fewer than 16 elements: the separators "
-                                   "cannot be read")
+                raise syntax_error(
+                    WHAT, self.number + 1, "ISA", "fewer than 16 elements: the separators cannot be read"
+                )
         self.component = text[index + 1]
-        terminator = text[index + 2:index + 3]
+        terminator = text[index + 2 : index + 3]
         if not terminator:
             raise syntax_error(WHAT, self.number + 1, "ISA", "the input ends inside the ISA", "ISA16")
         self.terminator = "\n" if terminator in "\r\n" else terminator
@@ -171,13 +202,25 @@ class _Parser:
     def interchange(self, isa: list[Any]) -> Iterator[dict[str, Any]]:
         if len(isa) < 16:
             raise syntax_error(WHAT, self.number, "ISA", f"{len(isa)} elements, ISA has 16")
-        header = {"sender_qualifier": isa[4].strip(), "sender": isa[5].strip(),
-                  "receiver_qualifier": isa[6].strip(), "receiver": isa[7].strip(), "date": isa[8],
-                  "time": isa[9], "control_number": isa[12].strip(), "version": isa[11],
-                  "acknowledgement_requested": isa[13], "usage": isa[14],
-                  "separators": {"element": self.element, "component": self.component,
-                                 "segment": self.terminator, "repetition": isa[10]},
-                  "problems": []}
+        header = {
+            "sender_qualifier": isa[4].strip(),
+            "sender": isa[5].strip(),
+            "receiver_qualifier": isa[6].strip(),
+            "receiver": isa[7].strip(),
+            "date": isa[8],
+            "time": isa[9],
+            "control_number": isa[12].strip(),
+            "version": isa[11],
+            "acknowledgement_requested": isa[13],
+            "usage": isa[14],
+            "separators": {
+                "element": self.element,
+                "component": self.component,
+                "segment": self.terminator,
+                "repetition": isa[10],
+            },
+            "problems": [],
+        }
         start = self.number
         documents: list[dict[str, Any]] = []
         groups = 0
@@ -187,27 +230,55 @@ class _Parser:
                 groups += 1
                 documents.extend(self.group(elements, header))
             elif tag == "IEA":
-                self.check(header, _element(elements, 0) != str(groups) and _number(elements, 0) != groups,
-                           "021", f"IEA01 says {_element(elements, 0)} groups, the interchange has {groups}",
-                           "IEA", "IEA01")
-                self.check(header, not _same(_element(elements, 1), header["control_number"]), "001",
-                           f"IEA02 {_element(elements, 1)} does not match ISA13 {header['control_number']}",
-                           "IEA", "IEA02")
+                self.check(
+                    header,
+                    _element(elements, 0) != str(groups) and _number(elements, 0) != groups,
+                    "021",
+                    f"IEA01 says {_element(elements, 0)} groups, the interchange has {groups}",
+                    "IEA",
+                    "IEA01",
+                )
+                self.check(
+                    header,
+                    not _same(_element(elements, 1), header["control_number"]),
+                    "001",
+                    f"IEA02 {_element(elements, 1)} does not match ISA13 {header['control_number']}",
+                    "IEA",
+                    "IEA02",
+                )
                 break
             elif tag == "ST":
                 documents.append(self.transaction(elements, header, None))
             else:
-                raise syntax_error(WHAT, self.number, tag,
-                                   f"expected GS or IEA in the interchange that starts at segment {start}")
+                raise syntax_error(
+                    WHAT,
+                    self.number,
+                    tag,
+                    f"expected GS or IEA in the interchange that starts at segment {start}",
+                )
         else:
-            self.check(header, True, "023",
-                       f"the input ends before the IEA of the interchange at segment {start}", "ISA", None)
+            self.check(
+                header,
+                True,
+                "023",
+                f"the input ends before the IEA of the interchange at segment {start}",
+                None,
+                None,
+            )
         yield from documents
 
     def group(self, gs: list[Any], interchange: dict[str, Any] | None) -> list[dict[str, Any]]:
-        header = {"functional_id": _element(gs, 0), "sender": _element(gs, 1), "receiver": _element(gs, 2),
-                  "date": _element(gs, 3), "time": _element(gs, 4), "control_number": _element(gs, 5),
-                  "agency": _element(gs, 6), "version": _element(gs, 7), "problems": []}
+        header = {
+            "functional_id": _element(gs, 0),
+            "sender": _element(gs, 1),
+            "receiver": _element(gs, 2),
+            "date": _element(gs, 3),
+            "time": _element(gs, 4),
+            "control_number": _element(gs, 5),
+            "agency": _element(gs, 6),
+            "version": _element(gs, 7),
+            "problems": [],
+        }
         start = self.number
         documents = []
         while (segment := self.next_segment()) is not None:
@@ -216,59 +287,118 @@ class _Parser:
                 documents.append(self.transaction(elements, interchange, header))
             elif tag == "GE":
                 count = len(documents)
-                self.check(header, _number(elements, 0) != count, "5", f"GE01 says {_element(elements, 0)} "
-                           f"transaction sets, the group has {count}", "GE", "GE01")
-                self.check(header, not _same(_element(elements, 1), header["control_number"]), "4",
-                           f"GE02 {_element(elements, 1)} does not match GS06 {header['control_number']}",
-                           "GE", "GE02")
+                self.check(
+                    header,
+                    _number(elements, 0) != count,
+                    "5",
+                    f"GE01 says {_element(elements, 0)} transaction sets, the group has {count}",
+                    "GE",
+                    "GE01",
+                )
+                self.check(
+                    header,
+                    not _same(_element(elements, 1), header["control_number"]),
+                    "4",
+                    f"GE02 {_element(elements, 1)} does not match GS06 {header['control_number']}",
+                    "GE",
+                    "GE02",
+                )
                 return documents
             elif tag in ("IEA", "ISA"):
                 self.push_back(segment)
                 break
             else:
-                raise syntax_error(WHAT, self.number, tag,
-                                   f"expected ST or GE in the group that starts at segment {start}")
-        self.check(header, True, "3", f"the group that starts at segment {start} has no GE", "GS", None)
+                raise syntax_error(
+                    WHAT, self.number, tag, f"expected ST or GE in the group that starts at segment {start}"
+                )
+        self.check(header, True, "3", f"the group that starts at segment {start} has no GE", None, None)
         return documents
 
-    def transaction(self, st: list[Any], interchange: dict[str, Any] | None,
-                    group: dict[str, Any] | None) -> dict[str, Any]:
+    def transaction(
+        self, st: list[Any], interchange: dict[str, Any] | None, group: dict[str, Any] | None
+    ) -> dict[str, Any]:
         set_id, control = _element(st, 0), _element(st, 1)
         if self.sets and set_id not in self.sets:
-            raise syntax_error(WHAT, self.number, "ST", f"this is a {set_id} transaction set, the mapping "
-                                                        f"reads {', '.join(sorted(self.sets))}", "ST01")
-        header = {"set": set_id, "control_number": control,
-                  "version": _element(st, 2) or (group or {}).get("version", ""), "problems": []}
+            raise syntax_error(
+                WHAT,
+                self.number,
+                "ST",
+                f"this is a {set_id} transaction set, the mapping reads {', '.join(sorted(self.sets))}",
+                "ST01",
+            )
+        header = {
+            "set": set_id,
+            "control_number": control,
+            "version": _element(st, 2) or (group or {}).get("version", ""),
+            "problems": [],
+        }
         start = self.number
         segments = []
         while (segment := self.next_segment()) is not None:
             tag, elements = segment
             if tag == "SE":
                 count = len(segments) + 2
-                self.check(header, _number(elements, 0) != count, "4", f"SE01 says {_element(elements, 0)} "
-                           f"segments, the transaction set has {count}", "SE", "SE01")
-                self.check(header, _element(elements, 1) != control, "3",
-                           f"SE02 {_element(elements, 1)} does not match ST02 {control}", "SE", "SE02")
+                self.check(
+                    header,
+                    _number(elements, 0) != count,
+                    "4",
+                    f"SE01 says {_element(elements, 0)} segments, the transaction set has {count}",
+                    "SE",
+                    "SE01",
+                )
+                self.check(
+                    header,
+                    _element(elements, 1) != control,
+                    "3",
+                    f"SE02 {_element(elements, 1)} does not match ST02 {control}",
+                    "SE",
+                    "SE02",
+                )
                 break
             if tag in ("ST", "GE", "IEA", "ISA", "GS"):
                 self.push_back(segment)
-                self.check(header, True, "2", f"the transaction set {set_id} {control} that starts at "
-                                              f"segment {start} has no SE", tag, None)
+                self.check(
+                    header,
+                    True,
+                    "2",
+                    f"the transaction set {set_id} {control} that starts at segment {start} has no SE",
+                    None,
+                    None,
+                )
                 break
             segments.append(make_segment(tag, elements, len(segments) + 2))
         else:
-            self.check(header, True, "2", f"the input ends inside transaction set {set_id} {control} (no SE)",
-                       "ST", None)
-        return {"interchange": interchange, "group": group, "transaction": header, "segments": segments,
-                **group_segments(segments, self.structure)}
+            self.check(
+                header,
+                True,
+                "2",
+                f"the input ends inside transaction set {set_id} {control} (no SE)",
+                None,
+                None,
+            )
+        return {
+            "interchange": interchange,
+            "group": group,
+            "transaction": header,
+            "segments": segments,
+            **group_segments(segments, self.structure),
+        }
 
-    def check(self, header: dict[str, Any], failed: bool, code: str, sentence: str, tag: str,
-              element: str | None) -> None:
+    def check(
+        self,
+        header: dict[str, Any],
+        failed: bool,
+        code: str,
+        sentence: str,
+        tag: str | None,
+        element: str | None,
+    ) -> None:
         if not failed:
             return
         if not self.report:
-            raise syntax_error(WHAT, self.number, tag, sentence + " (control_numbers: report accepts it)",
-                               element)
+            raise syntax_error(
+                WHAT, self.number, tag, sentence + " (control_numbers: report accepts it)", element
+            )
         header["problems"].append({"code": code, "text": sentence, "segment": self.number})
 
 
@@ -294,4 +424,3 @@ def encode(document: Any, **options: Any) -> bytes:
     from esb.codecs.x12_writer import write
 
     return write(document, **options)
-

@@ -44,25 +44,43 @@ def _acknowledgement(members: list[dict[str, Any]]) -> dict[str, Any]:
         header = document["transaction"]
         codes = [problem["code"] for problem in header.get("problems", [])][:5]
         accepted += not codes
-        sets.append({"AK2": {"AK201": header["set"], "AK202": header["control_number"]},
-                     "AK5": {"AK501": "R" if codes else "A", **_numbered("AK5", codes, start=2)}})
+        sets.append(
+            {
+                "AK2": {"AK201": header["set"], "AK202": header["control_number"]},
+                "AK5": {"AK501": "R" if codes else "A", **_numbered("AK5", codes, start=2)},
+            }
+        )
     group_codes = [problem["code"] for problem in group.get("problems", [])][:5]
     status = "R" if group_codes or not accepted else "A" if accepted == len(members) else "P"
     return {
-        "interchange": {"sender_qualifier": interchange.get("receiver_qualifier", "ZZ"),
-                        "sender": interchange.get("receiver", ""),
-                        "receiver_qualifier": interchange.get("sender_qualifier", "ZZ"),
-                        "receiver": interchange.get("sender", ""), "usage": interchange.get("usage", "P"),
-                        "version": interchange.get("version"),
-                        "separators": interchange.get("separators") or {}},
-        "group": {"functional_id": "FA", "sender": group.get("receiver"), "receiver": group.get("sender"),
-                  "version": group.get("version")},
+        "interchange": {
+            "sender_qualifier": interchange.get("receiver_qualifier", "ZZ"),
+            "sender": interchange.get("receiver", ""),
+            "receiver_qualifier": interchange.get("sender_qualifier", "ZZ"),
+            "receiver": interchange.get("sender", ""),
+            "usage": interchange.get("usage", "P"),
+            "version": interchange.get("version"),
+            "separators": interchange.get("separators") or {},
+        },
+        "group": {
+            "functional_id": "FA",
+            "sender": group.get("receiver"),
+            "receiver": group.get("sender"),
+            "version": group.get("version"),
+        },
         "transaction": {"set": "997"},
-        "AK1": {"AK101": group.get("functional_id") or x12.FUNCTIONAL_IDS.get(first["transaction"]["set"]),
-                "AK102": group.get("control_number", "")},
+        "AK1": {
+            "AK101": group.get("functional_id") or x12.FUNCTIONAL_IDS.get(first["transaction"]["set"]),
+            "AK102": group.get("control_number", ""),
+        },
         "AK2_loop": sets,
-        "AK9": {"AK901": status, "AK902": str(len(members)), "AK903": str(len(members)),
-                "AK904": str(accepted), **_numbered("AK9", group_codes, start=5)},
+        "AK9": {
+            "AK901": status,
+            "AK902": str(len(members)),
+            "AK903": str(len(members)),
+            "AK904": str(accepted),
+            **_numbered("AK9", group_codes, start=5),
+        },
     }
 
 

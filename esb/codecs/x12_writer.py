@@ -26,11 +26,21 @@ DEFAULT_INTERCHANGE_VERSION = "00401"
 DEFAULT_GROUP_VERSION = "004010"
 
 
-def write(document: Any, *, element_separator: str | None = None, segment_terminator: str | None = None,
-          component_separator: str | None = None, newlines: bool = False,
-          sender: dict[str, str] | None = None, receiver: dict[str, str] | None = None,
-          usage: str | None = None, version: str | None = None,
-          control_number: str | int | None = None, encoding: str = "utf-8", **_decode_options: Any) -> bytes:
+def write(
+    document: Any,
+    *,
+    element_separator: str | None = None,
+    segment_terminator: str | None = None,
+    component_separator: str | None = None,
+    newlines: bool = False,
+    sender: dict[str, str] | None = None,
+    receiver: dict[str, str] | None = None,
+    usage: str | None = None,
+    version: str | None = None,
+    control_number: str | int | None = None,
+    encoding: str = "utf-8",
+    **_decode_options: Any,
+) -> bytes:
     documents = document if isinstance(document, list) else [document]
     if not documents:
         raise ValueError("nothing to write: no transaction set")
@@ -39,30 +49,52 @@ def write(document: Any, *, element_separator: str | None = None, segment_termin
     declared = interchange.get("separators") or {}
     terminator = segment_terminator or declared.get("segment") or "~"
     component_separator = component_separator or declared.get("component") or ">"
-    writer = _Writer(element_separator or declared.get("element") or "*",
-                     terminator + ("\n" if newlines and terminator != "\n" else ""), component_separator)
+    writer = _Writer(
+        element_separator or declared.get("element") or "*",
+        terminator + ("\n" if newlines and terminator != "\n" else ""),
+        component_separator,
+    )
     group = first.get("group") or {}
     now = datetime.now(UTC)
     number = str(control_number or interchange.get("control_number") or int(time.time()) % 10**9)
     if not number.isdigit() or len(number) > 9:
         raise ValueError(f"control_number {number!r}: ISA13 is at most 9 digits")
-    sender = sender or {"qualifier": interchange.get("sender_qualifier", "ZZ"),
-                        "id": interchange.get("sender", "")}
-    receiver = receiver or {"qualifier": interchange.get("receiver_qualifier", "ZZ"),
-                            "id": interchange.get("receiver", "")}
+    sender = sender or {
+        "qualifier": interchange.get("sender_qualifier", "ZZ"),
+        "id": interchange.get("sender", ""),
+    }
+    receiver = receiver or {
+        "qualifier": interchange.get("receiver_qualifier", "ZZ"),
+        "id": interchange.get("receiver", ""),
+    }
     for role, party in (("sender", sender), ("receiver", receiver)):
         if not party.get("id"):
             raise ValueError(f"the interchange needs a {role}: {{qualifier, id}} (option {role})")
     group_version = version or group.get("version") or DEFAULT_GROUP_VERSION
     date = interchange.get("date") or now.strftime("%y%m%d")
     clock = interchange.get("time") or now.strftime("%H%M")
-    writer.segment("ISA", [
-        "00", " " * 10, "00", " " * 10, sender.get("qualifier", "ZZ"), str(sender["id"]).ljust(15),
-        receiver.get("qualifier", "ZZ"), str(receiver["id"]).ljust(15), date, clock,
-        interchange.get("separators", {}).get("repetition", "U"),
-        interchange.get("version") or DEFAULT_INTERCHANGE_VERSION, number.zfill(9),
-        interchange.get("acknowledgement_requested", "0"), usage or interchange.get("usage") or "P",
-        component_separator], raw=True)
+    writer.segment(
+        "ISA",
+        [
+            "00",
+            " " * 10,
+            "00",
+            " " * 10,
+            sender.get("qualifier", "ZZ"),
+            str(sender["id"]).ljust(15),
+            receiver.get("qualifier", "ZZ"),
+            str(receiver["id"]).ljust(15),
+            date,
+            clock,
+            interchange.get("separators", {}).get("repetition", "U"),
+            interchange.get("version") or DEFAULT_INTERCHANGE_VERSION,
+            number.zfill(9),
+            interchange.get("acknowledgement_requested", "0"),
+            usage or interchange.get("usage") or "P",
+            component_separator,
+        ],
+        raw=True,
+    )
     groups: dict[str, list[dict[str, Any]]] = {}
     for index, one in enumerate(documents):
         set_id = str((one.get("transaction") or {}).get("set") or "")
@@ -70,15 +102,25 @@ def write(document: Any, *, element_separator: str | None = None, segment_termin
             raise ValueError(f"document {index}: transaction.set (e.g. 940) is needed")
         functional_id = (one.get("group") or {}).get("functional_id") or FUNCTIONAL_IDS.get(set_id)
         if not functional_id:
-            raise ValueError(f"document {index}: no functional group is known for {set_id}: set "
-                             f"group.functional_id")
+            raise ValueError(
+                f"document {index}: no functional group is known for {set_id}: set group.functional_id"
+            )
         groups.setdefault(functional_id, []).append(one)
     for offset, (functional_id, members) in enumerate(groups.items()):
         group_number = str(int(group.get("control_number") or number) + offset)
-        writer.segment("GS", [functional_id, group.get("sender") or sender["id"],
-                              group.get("receiver") or receiver["id"],
-                              group.get("date") or now.strftime("%Y%m%d"), group.get("time") or clock,
-                              group_number, group.get("agency") or "X", group_version])
+        writer.segment(
+            "GS",
+            [
+                functional_id,
+                group.get("sender") or sender["id"],
+                group.get("receiver") or receiver["id"],
+                group.get("date") or now.strftime("%Y%m%d"),
+                group.get("time") or clock,
+                group_number,
+                group.get("agency") or "X",
+                group_version,
+            ],
+        )
         for index, one in enumerate(members, start=1):
             writer.transaction(one, index)
         writer.segment("GE", [str(len(members)), group_number])
@@ -111,8 +153,9 @@ class _Writer:
 
     def segment(self, tag: str, values: list[Any], raw: bool = False) -> None:
         self.count += 1
-        texts = [value if raw else self.value(value, tag, number)
-                 for number, value in enumerate(values, start=1)]
+        texts = [
+            value if raw else self.value(value, tag, number) for number, value in enumerate(values, start=1)
+        ]
         while texts and not texts[-1] and not raw:
             texts.pop()
         self.parts.append(self.element.join([tag, *texts]) + self.terminator)
@@ -131,6 +174,8 @@ class _Writer:
         text = format(value, "f") if isinstance(value, Decimal) else str(value)
         for separator in (self.element, self.component, self.terminator.strip("\n") or "\n"):
             if separator in text:
-                raise ValueError(f"X12 segment {self.count} ({tag}), element {element_key(tag, number)}: "
-                                 f"{text!r} holds the separator {separator!r}, which X12 cannot escape")
+                raise ValueError(
+                    f"X12 segment {self.count} ({tag}), element {element_key(tag, number)}: "
+                    f"{text!r} holds the separator {separator!r}, which X12 cannot escape"
+                )
         return text
