@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import yaml
 
-from esb import codecs
+from esb import codecs, jsonfmt
 from esb.errors import DecodeError
+from esb.mapping import load_mapping
+from esb.schemas import default_registry
 
 X12 = "x12"
 
@@ -263,3 +267,49 @@ def test_the_997_of_a_real_940_with_a_wrong_group_control_number_rejects_the_gro
     (ack,) = decode_all(written)
     assert ack["AK1"][0]["AK102"] == "3317"
     assert (ack["AK9"][0]["AK901"], ack["AK9"][0]["AK905"]) == ("R", "4")
+
+
+# --- the shipped mappings on the real samples, and round trips -------------------------------
+
+PARTNER = Path(__file__).resolve().parent.parent / "mappings" / "partner"
+
+
+def mapped(mapping_name: str, data: bytes, **decode_options) -> list[dict]:
+    """The canonical documents a shipped mapping makes of ``data``, each valid against its schema;
+    ``decode_options`` override the mapping's (control_numbers: report for real files whose
+    counts are wrong)."""
+    mapping = load_mapping(PARTNER / mapping_name)
+    options = {**yaml.safe_load((PARTNER / mapping_name).read_text())["input"], **decode_options}
+    options.pop("format")
+    documents = [mapping.apply(document) for document in codecs.decode(X12, data, **options)]
+    for document in documents:
+        default_registry().validate(mapping.canonical_type, document)
+    return documents
+
+
+def test_the_940_mapping_reads_the_three_real_940s(samples_dir):
+    (babelway,) = mapped("shipment_order.in.yaml", sample(samples_dir, "x12types_940_babelway.edi"))
+    assert (babelway["order_number"], babelway["status"], babelway["warehouse"]) == (
+        "0080215659", "open", "WH2")
+    assert babelway["ship_to"]["address"] == {"lines": ["No 27 Huangping Road"], "city": "Chicago",
+                                              "region": "010", "postal_code": "100096", "country": "CN"}
+    assert babelway["lines"] == [{"line_number": 1, "sku": "E000169", "gtin": "000619002280",
+                                  "description": "ET1929LM-7BOO-1-WH-G", "quantity": 2, "uom": "EA"}]
+    mills_940 = sample(samples_dir, "x12types_940_generalmills_original_N.edi")
+    (mills,) = mapped("shipment_order.in.yaml", mills_940)
+    assert [(line["sku"], line["gtin"], line["quantity"], line["uom"]) for line in mills["lines"]] == [
+        ("0638746000", "10725342387462", 750, "CT"), ("0143872000", "10725342438720", 170, "CT")]
+    assert mills["requested_ship_date"] == "2011-12-12" and mills["carrier"] == "CPU"
+    (edisource,) = mapped("shipment_order.in.yaml", sample(samples_dir, "x12types_940_1edisource.edi"),
+                          control_numbers="report")
+    assert edisource["warehouse"] == "WH1" and len(edisource["lines"]) == 3
+    assert edisource["ship_to"]["address"]["country"] == "US"  # N4 without a country
+
+
+def test_a_shipment_order_round_trips_through_a_940():
+    case = PARTNER / "shipment_order.out.cases" / "replace_order_two_lines.input.json"
+    order = jsonfmt.loads(case.read_bytes())
+    written = load_mapping(PARTNER / "shipment_order.out.yaml").run(case.read_bytes())
+    x12_bytes = load_mapping(PARTNER / "shipment_order.out.yaml").encode(next(written))
+    assert x12_bytes.startswith(b"ISA*00*") and b"ST*940*0001~W05*R*SO-88231*PO-4471~" in x12_bytes
+    assert list(load_mapping(PARTNER / "shipment_order.in.yaml").run(x12_bytes)) == [order]
