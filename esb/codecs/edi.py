@@ -15,7 +15,8 @@ nests them, so that mappings navigate by qualifier, never by position::
         loops: {W12: [N9]}
 
 The document (and every loop instance) then holds each segment tag as a list of its segments
-(``W05: [{...}]``) and each loop as ``<TAG>_loop: [{N1: [...], N3: [...]}, ...]``. A segment
+(``W05: [{...}]``) and each loop as ``<TAG>_loop: [{number: 1, N1: [...], N3: [...]}, ...]``
+(``number`` counts the instances from 1: a line number where the standard has none). A segment
 belongs to the innermost open loop that lists it; one that no open loop lists closes them and
 goes to the document. The flat ``segments`` list keeps every segment in its order.
 """
@@ -133,8 +134,9 @@ def group_segments(segments: list[dict[str, Any]], structure: Loop) -> dict[str,
         while True:
             loop, holder = stack[-1]
             if tag in loop.loops:
-                instance: dict[str, Any] = {tag: [segment]}
-                holder.setdefault(tag + LOOP_SUFFIX, []).append(instance)
+                siblings = holder.setdefault(tag + LOOP_SUFFIX, [])
+                instance: dict[str, Any] = {"number": len(siblings) + 1, tag: [segment]}
+                siblings.append(instance)
                 stack.append((loop.loops[tag], instance))
                 break
             if tag in loop.segments or len(stack) == 1:
