@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import yaml
 
-from esb import codecs
+from esb import codecs, jsonfmt
 from esb.errors import DecodeError
+from esb.mapping import load_mapping
+from esb.schemas import default_registry
 
 EDIFACT = "edifact"
 
@@ -161,3 +165,30 @@ def test_contrl_of_the_sample_rejects_the_interchange_without_unz(samples_dir):
     from esb.codecs.edifact_ack import acknowledgement
     (contrl,) = decode_all(acknowledgement(sample(samples_dir), control_reference=100))
     assert contrl["UCI"][0]["UCI04"] == ["4"] and contrl["UCI"][0]["UCI05"] == ["13"]
+
+
+# --- the shipped mappings on the real sample, and a round trip --------------------------------
+
+PARTNER = Path(__file__).resolve().parent.parent / "mappings" / "partner"
+
+
+def test_the_orders_mapping_reads_the_real_orders_sample(samples_dir):
+    mapping = load_mapping(PARTNER / "purchase_order_orders.in.yaml")
+    options = yaml.safe_load((PARTNER / "purchase_order_orders.in.yaml").read_text())["input"]
+    options.pop("format")
+    (document,) = codecs.decode(EDIFACT, sample(samples_dir), **options, control_numbers="report")
+    order = mapping.apply(document)
+    default_registry().validate("purchase_order", order)
+    assert order == {"order_number": "PO123456", "status": "open", "order_date": "2025-03-22",
+                     "supplier": {"id": "987654321"}, "warehouse": "WH1",
+                     "lines": [{"line_number": 1, "sku": "ABC123", "quantity": 10, "uom": "EA"}]}
+
+
+def test_a_purchase_order_round_trips_through_orders_with_a_decimal_comma():
+    case = PARTNER / "purchase_order_orders.out.cases" / "two_lines.input.json"
+    order = jsonfmt.loads(case.read_bytes())
+    out = load_mapping(PARTNER / "purchase_order_orders.out.yaml")
+    edifact_bytes = out.encode(next(out.run(case.read_bytes())))
+    assert edifact_bytes.startswith(b"UNA:+,? 'UNB+UNOC:3+") and b"QTY+21:12,5:KGM'" in edifact_bytes
+    assert "Müller".encode("iso8859-1") in edifact_bytes  # UNOC is ISO 8859-1
+    assert list(load_mapping(PARTNER / "purchase_order_orders.in.yaml").run(edifact_bytes)) == [order]

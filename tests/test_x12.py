@@ -313,3 +313,20 @@ def test_a_shipment_order_round_trips_through_a_940():
     x12_bytes = load_mapping(PARTNER / "shipment_order.out.yaml").encode(next(written))
     assert x12_bytes.startswith(b"ISA*00*") and b"ST*940*0001~W05*R*SO-88231*PO-4471~" in x12_bytes
     assert list(load_mapping(PARTNER / "shipment_order.in.yaml").run(x12_bytes)) == [order]
+
+
+def test_the_945_943_and_856_mappings_read_the_real_samples(samples_dir):
+    simplot_945 = sample(samples_dir, "x12types_945_simplot_no_envelope.edi")
+    (advice,) = mapped("shipment_confirmation.in.yaml", simplot_945, control_numbers="report")
+    assert (advice["order_number"], advice["shipment_number"], advice["warehouse"]) == (
+        "01766655", "1035", "WH1")
+    assert [(line["order_line_number"], line["quantity_shipped"], line["lots"][0]["lot"])
+            for line in advice["lines"]] == [(1000, 72, "989JAN281301"), (1000, 72, "989JAN291301"),
+                                             (2000, 96, "006OCT061301")]
+    (transfer,) = mapped("inbound_notice_943.in.yaml", sample(samples_dir, "stupidedi_943_AR943.edi"))
+    assert transfer["lines"] == [{"line_number": 1, "sku": "ITEM123", "quantity": 100, "uom": "EA"}]
+    (notice,) = mapped("inbound_notice_856.in.yaml", sample(samples_dir, "gozer_856_asn_004060.txt"),
+                       control_numbers="report")
+    assert (notice["notice_number"], notice["purchase_order_number"]) == ("829716", "99999817")
+    assert [(line["sku"], line["gtin"], line["quantity"]) for line in notice["lines"]] == [
+        ("87787D", "999999310145", 24), ("99887D", "999999311746", 6)]
