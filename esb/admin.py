@@ -17,7 +17,7 @@ from esb.audit import AuditLog
 from esb.errors import NotFound
 from esb.journal import Journal, TraceEntry
 from esb.routes import Config, Route
-from esb.transport import DeadLetter, Transport
+from esb.transport.contract import DeadLetter, Transport
 
 
 @dataclass(frozen=True, slots=True)
