@@ -65,10 +65,21 @@ class RuntimeOptions:
 
 
 class JournalEvents(TransportEvents):
-    """Writes the outbound outcomes the transport reports into the trace journal."""
+    """Writes the outbound outcomes the transport reports into the trace journal.
+
+    `answered(delivery, target_id)` notes what a sink returned (the target's id for the document,
+    an AS2 receipt); the `delivered` entry that follows carries it in its detail."""
 
     def __init__(self, journal: Journal):
         self.journal = journal
+        self._answers: dict[tuple, str] = {}
+
+    @staticmethod
+    def _key(delivery: Delivery) -> tuple:
+        return delivery.route, delivery.destination, delivery.message_id, delivery.attempt
+
+    def answered(self, delivery: Delivery, target_id: str) -> None:
+        self._answers[self._key(delivery)] = target_id
 
     def _record(self, step: str, delivery: Delivery, detail: str | None = None) -> None:
         self.journal.record(step, message_id=delivery.message_id or "?", route=delivery.route,
@@ -76,7 +87,9 @@ class JournalEvents(TransportEvents):
                             detail=detail)
 
     def acked(self, delivery: Delivery, seconds: float) -> None:
-        self._record("delivered", delivery, f"attempt {delivery.attempt}, {seconds * 1000:.0f} ms")
+        answer = self._answers.pop(self._key(delivery), None)
+        self._record("delivered", delivery, f"attempt {delivery.attempt}, {seconds * 1000:.0f} ms"
+                                            + (f"; target: {answer}" if answer else ""))
 
     def retried(self, delivery: Delivery, error: BaseException, delay: float) -> None:
         self._record("retried", delivery, f"attempt {delivery.attempt}: {type(error).__name__}: {error}; "
@@ -100,11 +113,12 @@ class Runtime:
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / JOURNAL_FILE_NAME)
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
+        self._journal_events = JournalEvents(self.journal)
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
                              "prefetch": config.settings.get("prefetch", DEFAULT_PREFETCH),
                              **options.transport_options}
         self.transport: Transport = create_transport(options.broker_url, config.routes,
-                                                     events=metrics.ChainedEvents(JournalEvents(self.journal),
+                                                     events=metrics.ChainedEvents(self._journal_events,
                                                                                   metrics.MetricsEvents()),
                                                      **transport_options)
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
@@ -149,6 +163,8 @@ class Runtime:
 
         def deliver(envelope, delivery: Delivery) -> None:
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)
+            if target_id:
+                self._journal_events.answered(delivery, str(target_id))
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("delivered%s", f" as {target_id}" if target_id else "", extra=message_fields(
                     message_id=envelope.id, correlation_id=envelope.correlation_id, route=route.name,
