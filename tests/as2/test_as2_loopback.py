@@ -266,3 +266,22 @@ def test_a_refused_message_gets_a_negative_receipt_naming_why_and_nothing_enters
     assert receipt.mic is None
     time.sleep(0.3)
     assert recorder.calls == []
+
+
+def test_a_body_over_the_limit_is_a_413_and_nothing_enters_the_route(start, pairs, recorder):
+    bus = start("bus", f"""
+version: 1
+systems:
+  acme: {profile(pairs, "acme", "bus", max_body_bytes=1000)}
+  wms: {{rest: {{base_url: "{recorder.url}"}}}}
+routes:
+  - name: from-acme
+    from: {{as2: {{system: acme}}}}
+    to:
+      - rest: {{system: wms, path: /orders}}
+""")
+
+    response = send(bus, b"x" * 1001)
+
+    assert response.status_code == 413
+    assert recorder.calls == []
