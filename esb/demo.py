@@ -156,8 +156,8 @@ class _DemoRuntime(Runtime):
         self.accepted: dict[str, list[str]] = {route.name: [] for route in self.config.routes}
         self._accepted_lock = threading.Lock()
 
-    def submit(self, route_name, raw, *, idempotency_key=None):
-        accepted = super().submit(route_name, raw, idempotency_key=idempotency_key)
+    def submit(self, route_name, raw, **keys):
+        accepted = super().submit(route_name, raw, **keys)
         with self._accepted_lock:
             known = self.accepted[route_name]
             known.extend(i for i in accepted.message_ids if i not in known)

@@ -79,6 +79,12 @@ class ValidationError(InputError):
     kind = "validation"
 
 
+class Conflict(InputError):
+    """A request key (`Idempotency-Key`) used before with another body: answered 409, naming the key."""
+
+    kind = "conflict"
+
+
 class ConfigError(EsbError):
     """The configuration cannot be used; `problems` lists every `Problem` found."""
 

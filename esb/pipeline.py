@@ -18,16 +18,19 @@ import jmespath
 from esb import jsonfmt
 from esb.envelope import Envelope
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
+from esb.idempotency import Key, body_fingerprint
 from esb.routes import Destination, Route
 from esb.schemas import DocumentKeys, default_registry
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedMessage:
-    """An envelope ready to publish, and the destinations whose filters it passed."""
+    """An envelope ready to publish, the destinations whose filters it passed, and the keys it
+    claims (its request key, its business key) so that a repeat of either is not sent twice."""
 
     envelope: Envelope
     destinations: tuple[str, ...]
+    keys: tuple[Key, ...] = ()
 
 
 class InboundPipeline:
@@ -57,11 +60,18 @@ class InboundPipeline:
             d.name: jmespath.compile(d.filter) if d.filter else None for d in route.destinations
         }
 
-    def prepare(self, body: bytes, *, idempotency_key: str | None = None) -> list[PreparedMessage]:
+    def prepare(self, body: bytes, *, idempotency_key: str | None = None,
+                business_key: str | None = None) -> list[PreparedMessage]:
         """Every message the input makes, in order; raises InputError before anything is published,
         so an input is taken whole or not at all. A message that no filter lets through has no
-        destinations: it is accepted (and traced as filtered), not published."""
+        destinations: it is accepted (and traced as filtered), not published.
+
+        `idempotency_key` is the request's key (a client's header, a file's identity): it remembers
+        the body's digest. `business_key` is a key the source read from the content. Each message
+        also claims its own business key (source, type, document number, revision) when the
+        payload has a document number; the envelope carries the most specific of them."""
         documents = self._decode_and_map(body)
+        fingerprint = body_fingerprint(body) if idempotency_key else None
         prepared, problems = [], []
         for index, payload in enumerate(documents):
             try:
@@ -71,8 +81,9 @@ class InboundPipeline:
                 problems.extend(_prefixed(error.problems, index, len(documents)) or
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
-            envelope = self._envelope(payload, idempotency_key, index, len(documents))
-            prepared.append(PreparedMessage(envelope, self._destinations_for(envelope)))
+            keys = self._keys(payload, idempotency_key, fingerprint, business_key, index, len(documents))
+            envelope = self._envelope(payload, keys[-1].text if keys else None)
+            prepared.append(PreparedMessage(envelope, self._destinations_for(envelope), keys))
         if problems:
             raise ValidationError(f"not a valid {self.route.validate}", problems)
         return prepared
@@ -86,14 +97,28 @@ class InboundPipeline:
             raise DecodeError(f"not valid JSON: {error}") from None
         return document if isinstance(document, list) else [document]
 
-    def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int) -> Envelope:
+    def _keys(self, payload: dict, request_key: str | None, fingerprint: str | None,
+              business_key: str | None, index: int, count: int) -> tuple[Key, ...]:
+        """The request key, the source's business key, the document's own business key (in that
+        order, those that exist); the request's and the source's get `#<index>` in a batch."""
+        suffix = f"#{index}" if count > 1 else ""
+        keys = []
+        if request_key:
+            keys.append(Key(request_key + suffix, fingerprint))
+        if business_key:
+            keys.append(Key(business_key + suffix))
+        number = self._document_number(payload)
+        if number is not None:
+            revision = payload.get(self.keys.revision, 0) if self.keys.revision else 0
+            keys.append(Key(f"{self.source}:{self.message_type}:{number}:{revision}"))
+        return tuple(keys)
+
+    def _document_number(self, payload: dict) -> Any:
+        return payload.get(self.keys.document_number) if self.keys.document_number else None
+
+    def _envelope(self, payload: dict, idempotency_key: str | None) -> Envelope:
         keys = self.keys
-        number = payload.get(keys.document_number) if keys.document_number else None
-        if idempotency_key and count > 1:
-            idempotency_key = f"{idempotency_key}#{index}"
-        elif not idempotency_key and number is not None:
-            revision = payload.get(keys.revision, 0) if keys.revision else 0
-            idempotency_key = f"{self.source}:{self.message_type}:{number}:{revision}"
+        number = self._document_number(payload)
         occurred_at = payload.get(keys.occurred_at) if keys.occurred_at else None
         if not (isinstance(occurred_at, str) and "T" in occurred_at):
             occurred_at = None  # only a date-time is a point in time; the envelope then has none

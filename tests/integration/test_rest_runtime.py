@@ -214,12 +214,15 @@ def test_a_repeated_post_returns_the_first_id_and_is_delivered_once(bus, target,
     first = post(runtime, unique_name, ORDER, **{"Idempotency-Key": "erp-po-4500012345-0"})
     again = post(runtime, unique_name, ORDER, **{"Idempotency-Key": "erp-po-4500012345-0"})
     same_document = post(runtime, unique_name, ORDER)  # no header: the business key still matches
+    revised = post(runtime, unique_name, {**ORDER, "revision": 1})  # another revision: a new document
 
     assert first.status_code == 202 and again.status_code == 200
     assert again.json()["id"] == first.json()["id"] and again.json()["duplicate"] is True
-    assert same_document.status_code == 202  # another key: a new message
+    assert same_document.status_code == 200 and same_document.json()["id"] == first.json()["id"]
+    assert revised.status_code == 202
+    calls = target.wait_for("/wms/orders", 2)
     time.sleep(1.0)
-    assert len(target.wait_for("/wms/orders", 2)) == 2
+    assert len(target.calls["/wms/orders"]) == len(calls) == 2
 
 
 def test_a_target_that_fails_twice_then_succeeds_gets_the_message_on_the_third_try(bus, target, unique_name):
