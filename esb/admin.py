@@ -105,10 +105,17 @@ class AdminService:
                 return letter
         raise NotFound(f'no dead letter "{message_id}" in route "{route}"')
 
-    def trace(self, *, message_id: str | None = None, correlation_id: str | None = None) -> list[TraceEntry]:
-        """Every journaled step of a message or of a correlation id, oldest first (what was
-        recorded up to now: the journal is flushed first)."""
+    def trace(self, *, message_id: str | None = None, correlation_id: str | None = None,
+              document_number: str | None = None) -> list[TraceEntry]:
+        """Every journaled step of a message, of a correlation id or of a document number, oldest
+        first (what was recorded up to now: the journal is flushed first). A message's correlation
+        id is its document's number, and refused input that was read far enough to know its
+        number (a document that failed validation, its dead letter) is journaled under it too."""
         self.journal.flush(2.0)
+        if document_number is not None:
+            if message_id is not None or correlation_id is not None:
+                raise ValueError("give exactly one of message_id, correlation_id or document_number")
+            correlation_id = document_number
         return self.journal.trace(message_id=message_id, correlation_id=correlation_id)
 
     # --- actions ------------------------------------------------------------------------------

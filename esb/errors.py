@@ -51,6 +51,7 @@ class InputError(Permanent):
         super().__init__(message)
         self.message = message
         self.problems = list(problems or [])
+        self.document_numbers: tuple[str, ...] = ()  # of the documents refused, when they were read
 
     def __str__(self) -> str:
         if not self.problems:

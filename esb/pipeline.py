@@ -85,7 +85,10 @@ class InboundPipeline:
             envelope = self._envelope(payload, keys[-1].text if keys else None)
             prepared.append(PreparedMessage(envelope, self._destinations_for(envelope), keys))
         if problems:
-            raise ValidationError(f"not a valid {self.route.validate}", problems)
+            error = ValidationError(f"not a valid {self.route.validate}", problems)
+            numbers = (self._document_number(document) for document in documents)
+            error.document_numbers = tuple(str(number) for number in numbers if number is not None)
+            raise error
         return prepared
 
     def _decode_and_map(self, body: bytes) -> list[dict]:

@@ -159,7 +159,9 @@ class Runtime:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot be a source yet (route {route.name})')
         source = spec.source_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system),
                                      route.name)
-        context = SourceContext(route=route.name, submit=partial(self.submit, route.name),
+        # a polled source dead-letters what it cannot submit: that failure is recorded there, once
+        submit = partial(self.submit, route.name, record_rejection=not source.poll_interval)
+        context = SourceContext(route=route.name, submit=submit,
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
                                 dead_letter=partial(self.dead_letter, route.name))
@@ -222,19 +224,22 @@ class Runtime:
 
     # --- inbound ----------------------------------------------------------------------------
     def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
-               business_key: str | None = None) -> Accepted:
+               business_key: str | None = None, record_rejection: bool = True) -> Accepted:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`.
 
         `idempotency_key` is the request's key (a repeat with another body is a `Conflict`),
         `business_key` a key the source read from the content; each message also claims its
-        document's own business key (see `esb.idempotency`)."""
+        document's own business key (see `esb.idempotency`). Refused input is journaled and
+        counted as `rejected` unless `record_rejection` is False: polled sources dead-letter what
+        they cannot submit, and `dead_letter()` records that one failure once."""
         started = time.perf_counter()
         try:
             prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
                                                           business_key=business_key)
             claims = self._claim_all(route_name, prepared)
         except InputError as error:
-            self._rejected(route_name, error)
+            if record_rejection:
+                self._rejected(route_name, error)
             raise
         to_publish = [message if claim.outcome == "new" else
                       replace(message, envelope=replace(message.envelope, id=claim.message_id))
@@ -254,7 +259,7 @@ class Runtime:
 
     def _rejected(self, route_name: str, error: InputError) -> None:
         self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
-                            detail=str(error)[:2000])
+                            correlation_id=_document_number(error), detail=str(error)[:2000])
         metrics.rejected(route_name, error)
         log.warning("input refused: %s", error.message, extra=message_fields(
             route=route_name, outcome=f"rejected:{error.kind}"))
@@ -294,19 +299,23 @@ class Runtime:
                                   f"is still being stored")
             time.sleep(0.02)
 
-    def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> None:
-        """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed."""
+    def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> str:
+        """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed;
+        returns the dead letter's message id."""
         headers = {f"esb-source-{k}": str(v) for k, v in raw.metadata.items() if v is not None}
+        message_id = str(uuid.uuid4())  # the dead letter's own id: the journal traces it by that id
+        number = _document_number(error)
         future = self.transport.publish_dead_letter(route_name, None, raw.body, error, headers,
+                                                    message_id=message_id, correlation_id=number,
                                                     content_type=raw.content_type)
         try:
             future.result(self.options.publish_timeout)
         except (PublishError, concurrent.futures.TimeoutError) as failure:
             raise Unavailable(f"could not dead-letter the refused input: {failure}") from failure
-        message_id = str(uuid.uuid4())
-        self.journal.record("dead_lettered", message_id=message_id, route=route_name,
+        self.journal.record("dead_lettered", message_id=message_id, route=route_name, correlation_id=number,
                             detail=f"refused input: {str(error)[:1000]}")
         metrics.raw_dead_lettered(route_name)
+        return message_id
 
     def _publish_all(self, route_name: str, messages: list[PreparedMessage], adopted: set[str]) -> None:
         route = self.config.route(route_name)
@@ -368,6 +377,12 @@ class Runtime:
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
+
+
+def _document_number(error: BaseException) -> str | None:
+    """The number of the one document an input error refused (its correlation id), if it was read."""
+    numbers = getattr(error, "document_numbers", ())
+    return numbers[0] if len(numbers) == 1 else None
 
 
 def transport_scope(transport: Transport) -> str:
