@@ -114,6 +114,7 @@ class Runtime:
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
         self.app: Flask | None = None  # the HTTP app, given to start() (or a bare one made there)
         self.sources: list[Source] = []
+        self._pushed_routes: list[str] = []  # routes whose source is an HTTP endpoint
         self.sinks: list[Sink] = []
         self.server: HttpServer | None = None
         self.scheduler = None
@@ -167,6 +168,8 @@ class Runtime:
                                 dead_letter=partial(self.dead_letter, route.name))
         source.start(context)
         self.sources.append(source)
+        if not source.poll_interval:
+            self._pushed_routes.append(route.name)
         if source.poll_interval:
             self._scheduler().add_job(source.poll, "interval", seconds=source.poll_interval,
                                       id=f"poll-{route.name}", max_instances=1, coalesce=True)
@@ -197,10 +200,27 @@ class Runtime:
                 self._start_source(route)
             if self.scheduler is not None:
                 self.scheduler.start()
+        if self.options.sources and self.options.http:
+            self._warn_about_routes_without_senders()
         if self.options.http:
             self.server = HttpServer(self.app, host=self.options.host, port=self.options.port).start()
         log.info("bus started: %d routes", len(self.config.routes))
         return self
+
+    def _warn_about_routes_without_senders(self) -> None:
+        """Push endpoints that need a sender key no configured key has: every post would be a 401."""
+        names = [name for name in self._pushed_routes if self._needs_sender_key(name)
+                 and not self.options.credentials.anyone_may_send(name)]
+        if not names:
+            return
+        example = ";".join(f"{self.config.route(name).source.system or name}:sender={name}:<secret>"
+                           for name in names)
+        log.warning("routes %s accept posts only with an API key with the role sender=<route>, and no "
+                    "configured key has it, so every post is refused with 401; set for example "
+                    "ESB_API_KEYS='%s' (or a file named by ESB_CREDENTIALS_FILE)", ", ".join(names), example)
+
+    def _needs_sender_key(self, route_name: str) -> bool:
+        return self.config.route(route_name).source.options.get("auth", "token") != "none"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking input, finish (or requeue) what is in hand, close. Safe to call twice."""
