@@ -116,8 +116,10 @@ class InboundPipeline:
             keys.append(Key(f"{self.source}:{self.message_type}:{number}:{revision}"))
         return tuple(keys)
 
-    def _document_number(self, payload: dict) -> Any:
-        return payload.get(self.keys.document_number) if self.keys.document_number else None
+    def _document_number(self, payload: Any) -> Any:
+        if not self.keys.document_number or not isinstance(payload, dict):
+            return None
+        return payload.get(self.keys.document_number)
 
     def _envelope(self, payload: dict, idempotency_key: str | None) -> Envelope:
         keys = self.keys

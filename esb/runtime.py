@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from esb import codecs, metrics
 from esb.credentials import Credentials
-from esb.errors import InputError, Unavailable
+from esb.errors import InputError, MappingError, Unavailable
 from esb.idempotency import Claim, IdempotencyStore
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.logs import message_fields
@@ -111,6 +111,7 @@ class Runtime:
                                                      **transport_options)
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite",
                                             scope=transport_scope(self.transport))
+        self._mapping_times = {route.name: _modified(route.map) for route in config.routes if route.map}
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
         self.app: Flask | None = None  # the HTTP app, given to start() (or a bare one made there)
         self.sources: list[Source] = []
@@ -277,6 +278,20 @@ class Runtime:
         return Accepted(tuple(claim.message_id for claim in claims),
                         duplicate=bool(prepared) and not to_publish)
 
+    def resubmit(self, route_name: str, raw: RawMessage, **keys: Any) -> Accepted:
+        """`submit` with the route's mapping file as it is now: replaying raw dead letters after the
+        mapping was fixed needs no restart. A mapping that no longer loads is a `MappingError`."""
+        path = self.config.route(route_name).map
+        if path:
+            changed = _modified(path)
+            if changed != self._mapping_times.get(route_name):
+                try:
+                    self.pipelines[route_name] = self._inbound_pipeline(self.config.route(route_name))
+                except Exception as error:  # a mapping being edited: say so, keep the loaded one
+                    raise MappingError(f"the mapping {path} does not load now: {error}") from None
+                self._mapping_times[route_name] = changed
+        return self.submit(route_name, raw, **keys)
+
     def _rejected(self, route_name: str, error: InputError) -> None:
         self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                             correlation_id=_document_number(error), detail=str(error)[:2000])
@@ -397,6 +412,13 @@ class Runtime:
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
+
+
+def _modified(path: str) -> int | None:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _document_number(error: BaseException) -> str | None:
