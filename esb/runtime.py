@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esb import codecs, metrics
+from esb import codecs, metrics, startup
 from esb.credentials import Credentials
 from esb.errors import InputError, MappingError, Unavailable
 from esb.idempotency import Claim, IdempotencyStore
@@ -202,26 +202,12 @@ class Runtime:
             if self.scheduler is not None:
                 self.scheduler.start()
         if self.options.sources and self.options.http:
-            self._warn_about_routes_without_senders()
+            _warn(startup.routes_without_senders(self.config, self._pushed_routes, self.options.credentials))
+        _warn(startup.embedded_leftovers(self.options.data_dir, in_use=getattr(self.transport, "path", None)))
         if self.options.http:
             self.server = HttpServer(self.app, host=self.options.host, port=self.options.port).start()
         log.info("bus started: %d routes", len(self.config.routes))
         return self
-
-    def _warn_about_routes_without_senders(self) -> None:
-        """Push endpoints that need a sender key no configured key has: every post would be a 401."""
-        names = [name for name in self._pushed_routes if self._needs_sender_key(name)
-                 and not self.options.credentials.anyone_may_send(name)]
-        if not names:
-            return
-        example = ";".join(f"{self.config.route(name).source.system or name}:sender={name}:<secret>"
-                           for name in names)
-        log.warning("routes %s accept posts only with an API key with the role sender=<route>, and no "
-                    "configured key has it, so every post is refused with 401; set for example "
-                    "ESB_API_KEYS='%s' (or a file named by ESB_CREDENTIALS_FILE)", ", ".join(names), example)
-
-    def _needs_sender_key(self, route_name: str) -> bool:
-        return self.config.route(route_name).source.options.get("auth", "token") != "none"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking input, finish (or requeue) what is in hand, close. Safe to call twice."""
@@ -412,6 +398,11 @@ class Runtime:
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
+
+
+def _warn(warning: str | None) -> None:
+    if warning:
+        log.warning(warning)
 
 
 def _modified(path: str) -> int | None:

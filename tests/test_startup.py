@@ -1,9 +1,11 @@
 """What `esb run` says at start: routes whose endpoint no configured key may post to, a broker
-that refuses the login (one line, at once), and the shipped routes creating nothing in the
-checkout."""
+that refuses the login (one line, at once), the shipped routes creating nothing in the checkout,
+and messages left in the data dir's embedded file after a switch to RabbitMQ (whose idempotency
+keys start afresh: they refer to the other transport's messages)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -12,8 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from esb.config import load_config
 from esb.credentials import Credentials
+from esb.monitoring import create_app
 from esb.runtime import Runtime, RuntimeOptions
 from tests.conftest import PROJECT
+
+ORDER = json.loads((PROJECT / "schemas" / "purchase_order.v1.json").read_text())["examples"][0]
 
 ROUTES = """
 version: 1
@@ -80,3 +85,71 @@ def test_the_shipped_routes_create_nothing_inside_the_checkout(tmp_path):
     Runtime(load_config(PROJECT / "routes.yaml"), options).start().stop()
 
     assert sorted(path.name for path in PROJECT.iterdir()) == before
+
+
+# --- switching transports with the same data dir -----------------------------------------------
+
+SWITCH_ROUTES = """
+version: 1
+systems:
+  erp: {{rest: {{base_url: "http://127.0.0.1:9/erp"}}}}
+  wms: {{rest: {{base_url: "http://127.0.0.1:9/wms"}}}}
+routes:
+  - name: {route}
+    from: {{rest: {{system: erp, format: json, auth: none}}}}
+    validate: purchase_order
+    to: [{{rest: {{system: wms, path: /orders}}}}]
+"""
+
+
+def switch_runtime(tmp_path, route: str, broker_url: str | None) -> Runtime:
+    (tmp_path / "routes.yaml").write_text(SWITCH_ROUTES.format(route=route))
+    options = RuntimeOptions(broker_url=broker_url, data_dir=tmp_path / "data", http=False, consumers=False)
+    runtime = Runtime(load_config(tmp_path / "routes.yaml"), options)
+    return runtime.start(app=create_app(runtime))
+
+
+def post_order(runtime: Runtime, route: str):
+    return runtime.app.test_client().post(f"/in/{route}", json=ORDER)
+
+
+def test_a_switch_to_rabbitmq_warns_of_what_the_embedded_file_holds_and_keys_start_afresh(
+        tmp_path, unique_name, broker_url, caplog):
+    embedded = switch_runtime(tmp_path, unique_name, None)
+    on_embedded = post_order(embedded, unique_name)  # stays in the file: no consumers
+    embedded.stop()
+    caplog.set_level(logging.WARNING, logger="esb.runtime")
+
+    rabbitmq = switch_runtime(tmp_path, unique_name, broker_url)
+    try:
+        on_rabbitmq = post_order(rabbitmq, unique_name)
+    finally:
+        rabbitmq.stop()
+        delete_queues(broker_url, rabbitmq)
+
+    assert on_embedded.status_code == 202
+    assert on_rabbitmq.status_code == 202 and on_rabbitmq.json["id"] != on_embedded.json["id"]
+    [warning] = [r.getMessage() for r in caplog.records if "embedded transport file" in r.getMessage()]
+    assert f"still holds 1 undelivered message(s) (queues esb.{unique_name}.wms)" in warning
+    assert "ESB_BROKER_URL= esb run" in warning
+
+
+def test_the_embedded_file_the_bus_runs_on_is_not_reported(tmp_path, caplog):
+    first = switch_runtime(tmp_path, "po", None)
+    post_order(first, "po")
+    first.stop()
+    caplog.set_level(logging.WARNING, logger="esb.runtime")
+
+    switch_runtime(tmp_path, "po", None).stop()
+
+    assert not [r for r in caplog.records if "embedded transport file" in r.getMessage()]
+
+
+def delete_queues(broker_url: str, runtime: Runtime) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    channel = connection.channel()
+    for queue in runtime.transport.topology.queues:
+        channel.queue_delete(queue.name)
+    connection.close()
