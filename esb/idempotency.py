@@ -20,6 +20,7 @@ messages of one broker means nothing on another. Keys are kept `retention_days` 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from esb.database import Database, transaction
-from esb.errors import Conflict
+from esb.errors import Conflict, Unavailable
 
 DEFAULT_RETENTION_DAYS = 30.0
 """Days a key is remembered; a repeat after that is accepted as new."""
@@ -80,6 +81,12 @@ class Claim:
         return self.outcome in ("new", "adopted")
 
 
+def _is_database_error(error: BaseException) -> bool:
+    """sqlite3's errors, or psycopg's (whose base class is also named `Error`)."""
+    return isinstance(error, sqlite3.Error) or any(
+        kind.__module__.startswith("psycopg") for kind in type(error).__mro__)
+
+
 class _Busy(Exception):
     def __init__(self, claim: Claim):
         self.claim = claim
@@ -126,15 +133,27 @@ class IdempotencyStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        if self._shared is not None:
-            with self._lock, transaction(self._shared) as cursor:
+        """A transaction; a database that cannot be written (disk full, read-only, gone) raises
+        `Unavailable`, so the caller answers 503 and the client retries, never a 202 or a 500."""
+        try:
+            if self._shared is not None:
+                with self._lock, transaction(self._shared) as cursor:
+                    yield cursor
+                return
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = self._database.connect()
+            with transaction(connection) as cursor:
                 yield cursor
-            return
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._database.connect()
-        with transaction(connection) as cursor:
-            yield cursor
+        except (Conflict, _Busy):
+            raise
+        except Exception as error:
+            if not self._shared:
+                self._local.connection = None  # a broken PostgreSQL connection: open a new one next time
+            if _is_database_error(error):
+                raise Unavailable(f"the idempotency store cannot be written: {type(error).__name__}: "
+                                  f"{error}") from error
+            raise
 
     def claim(self, route: str, keys: Sequence[Key], message_id: str, *, owner: str,
               stale_after: float = 60.0) -> Claim:

@@ -240,6 +240,8 @@ class Runtime:
         counted as `rejected` unless `record_rejection` is False: polled sources dead-letter what
         they cannot submit, and `dead_letter()` records that one failure once."""
         started = time.perf_counter()
+        if not self.journal.healthy:  # what is accepted must be traceable
+            raise Unavailable(f"the journal cannot be written: {self.journal.last_error}")
         try:
             prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
                                                           business_key=business_key)
