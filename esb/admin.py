@@ -19,7 +19,7 @@ from esb.errors import InputError, NotFound, Unavailable
 from esb.journal import Journal, TraceEntry
 from esb.plugins import Accepted, RawMessage
 from esb.routes import Config, Route
-from esb.transport import DeadLetter, Transport
+from esb.transport.contract import DeadLetter, Transport
 
 Resubmit = Callable[..., Accepted]
 """`resubmit(route, raw, record_rejection=False)`: a runtime's `submit`, for raw inbound dead letters."""

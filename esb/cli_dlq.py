@@ -15,7 +15,9 @@ from esb.cli import CommandFailed
 from esb.errors import NotFound
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.routes import Config
-from esb.transport import DeadLetter, TransportError, create_transport
+from esb.transport import create_transport
+from esb.transport.contract import DeadLetter
+from esb.transport.errors import TransportError
 
 
 def add_dlq_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from esb.envelope import H_RECEIVED_AT, parse_rfc3339
-from esb.transport import Delivery, TransportEvents
+from esb.transport.contract import Delivery, TransportEvents
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from esb.credentials import Credentials
 from esb.journal import Journal
 from esb.monitoring import OPENAPI, create_app
 from esb.routes import Config, Destination, Endpoint, Route
-from esb.transport import BrokerUnavailable, DeadLetter
+from esb.transport.contract import DeadLetter
+from esb.transport.errors import BrokerUnavailable
 from esb.transport.topology import Topology
 
 ROUTE = Route("orders", Endpoint("rest", {}), (Destination("wms", Endpoint("rest", {})),))

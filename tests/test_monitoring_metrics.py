@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from esb import metrics
 from esb.envelope import H_RECEIVED_AT
 from esb.errors import DecodeError, ValidationError
-from esb.transport import Delivery, TransportEvents
+from esb.transport.contract import Delivery, TransportEvents
 from esb.transport.topology import Topology
 
 

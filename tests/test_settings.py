@@ -9,7 +9,7 @@ from pathlib import Path
 from esb.config import build_routes_schema, check_config, load_config
 from esb.envelope import Envelope
 from esb.runtime import Runtime, RuntimeOptions
-from esb.transport import DEFAULT_PREFETCH
+from esb.transport.contract import DEFAULT_PREFETCH
 
 ROUTE = ("version: 1\n{settings}routes:\n  - name: r\n    from: {{file: {{dir: in}}}}\n"
          "    to:\n      - file: {{dir: out}}\n")

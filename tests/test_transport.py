@@ -7,8 +7,10 @@ import pytest
 from esb.errors import MappingError, Permanent, Retryable
 from esb.retry import RetryPolicy
 from esb.routes import Destination, Endpoint, Route
-from esb.transport import (
-    ACK,
+from esb.transport import create_transport, names
+from esb.transport.contract import ACK, Action, DeadLetter, decide
+from esb.transport.errors import TopologyError, TransportError
+from esb.transport.headers import (
     H_ATTEMPTS,
     H_DEAD_LETTER_REASON,
     H_FIRST_ERROR,
@@ -16,15 +18,8 @@ from esb.transport import (
     H_LAST_ERROR,
     H_LAST_FAILED_AT,
     H_REPLAYS,
-    Action,
-    DeadLetter,
-    TopologyError,
-    TransportError,
-    create_transport,
     dead_letter_headers,
-    decide,
     failure_headers,
-    names,
     replay_headers,
 )
 from esb.transport.rabbitmq import AckTracker, redacted

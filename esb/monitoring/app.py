@@ -24,7 +24,8 @@ from esb.monitoring.auth import Access, open_endpoints_from
 from esb.monitoring.dashboard import add_dashboard_view
 from esb.monitoring.health import add_health_views
 from esb.routes import Config
-from esb.transport import Transport, TransportError
+from esb.transport.contract import Transport
+from esb.transport.errors import TransportError
 from esb.web import ReadinessCheck
 from esb.web import create_app as create_web_app
 

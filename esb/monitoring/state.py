@@ -7,7 +7,7 @@ from typing import Any
 
 from esb import metrics
 from esb.routes import Route
-from esb.transport import Transport
+from esb.transport.contract import Transport
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK
 
 

@@ -61,32 +61,31 @@ from typing import Any
 
 from esb.envelope import Envelope
 from esb.errors import DecodeError, InputError
-from esb.transport import (
+from esb.transport import names
+from esb.transport.contract import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PREFETCH,
     DEFAULT_STOP_TIMEOUT,
-    REASON_INPUT,
-    REASON_PERMANENT,
-    REASON_UNDECODABLE,
     Action,
     DeadLetter,
     Decision,
     Delivery,
     Handler,
-    NotConnected,
-    PublishError,
     Transport,
-    TransportError,
     TransportEvents,
-    Unroutable,
-    attempts_so_far,
-    dead_letter_headers,
     dead_letter_queues,
     decide,
-    failure_headers,
-    names,
-    replay_headers,
     route_model,
+)
+from esb.transport.errors import NotConnected, PublishError, TransportError, Unroutable
+from esb.transport.headers import (
+    REASON_INPUT,
+    REASON_PERMANENT,
+    REASON_UNDECODABLE,
+    attempts_so_far,
+    dead_letter_headers,
+    failure_headers,
+    replay_headers,
 )
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 

@@ -74,35 +74,39 @@ import pika.exceptions
 from esb.envelope import Envelope
 from esb.errors import DecodeError, InputError
 from esb.problems import unknown
-from esb.transport import (
+from esb.transport import names
+from esb.transport.contract import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PREFETCH,
     DEFAULT_PUBLISH_TIMEOUT,
     DEFAULT_STOP_TIMEOUT,
-    REASON_INPUT,
-    REASON_PERMANENT,
-    REASON_UNDECODABLE,
     Action,
-    BrokerUnavailable,
-    ConnectionLost,
     DeadLetter,
     Delivery,
     Handler,
+    Transport,
+    TransportEvents,
+    dead_letter_queues,
+    decide,
+    route_model,
+)
+from esb.transport.errors import (
+    BrokerUnavailable,
+    ConnectionLost,
     NotConnected,
     PublishNacked,
     TopologyError,
-    Transport,
     TransportError,
-    TransportEvents,
     Unroutable,
+)
+from esb.transport.headers import (
+    REASON_INPUT,
+    REASON_PERMANENT,
+    REASON_UNDECODABLE,
     attempts_so_far,
     dead_letter_headers,
-    dead_letter_queues,
-    decide,
     failure_headers,
-    names,
     replay_headers,
-    route_model,
 )
 from esb.transport.topology import Topology
 
@@ -621,7 +625,10 @@ class RabbitMQTransport(Transport):
             on_message = functools.partial(self._on_message, state)
 
             def qos_ok(_frame: Any) -> None:
-                state.consumer_tag = channel.basic_consume(consumer.queue_name, on_message, auto_ack=False)
+                # paused (or resumed, which consumed already) while the channel was opening
+                if state.consumer_tag is None and not consumer.paused and not consumer.stopping:
+                    state.consumer_tag = channel.basic_consume(consumer.queue_name, on_message,
+                                                               auto_ack=False)
 
             channel.basic_qos(prefetch_count=consumer.prefetch, callback=qos_ok)
 

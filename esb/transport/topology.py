@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from esb.transport import TopologyError, names
+from esb.transport import names
+from esb.transport.errors import TopologyError
 
 QUEUE_TYPES = ("classic", "quorum")
 DEFAULT_QUEUE_TYPE = "classic"

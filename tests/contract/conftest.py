@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from esb.transport import Transport
+from esb.transport.contract import Transport
 from esb.transport.embedded import EmbeddedTransport
 from tests.integration.test_rabbitmq import Broker
 

@@ -19,7 +19,10 @@ import pytest
 
 from esb.errors import DecodeError, Permanent, Retryable
 from esb.retry import RetryPolicy
-from esb.transport import (
+from esb.transport import names
+from esb.transport.contract import TransportEvents
+from esb.transport.errors import NotConnected, Unroutable
+from esb.transport.headers import (
     H_ATTEMPTS,
     H_DEAD_LETTER_REASON,
     H_DEAD_LETTERED_AT,
@@ -32,10 +35,6 @@ from esb.transport import (
     H_LAST_FAILED_AT,
     H_REPLAYS,
     H_ROUTE,
-    NotConnected,
-    TransportEvents,
-    Unroutable,
-    names,
 )
 from tests.conftest import PROJECT
 from tests.integration.test_rabbitmq import Recorder, envelope, make_route, raising, wait_until

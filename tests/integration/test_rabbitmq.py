@@ -21,13 +21,8 @@ from esb.envelope import Envelope
 from esb.errors import Retryable
 from esb.retry import RetryPolicy
 from esb.routes import Destination, Endpoint, Route
-from esb.transport import (
-    BrokerUnavailable,
-    ConnectionLost,
-    TopologyError,
-    Unroutable,
-    names,
-)
+from esb.transport import names
+from esb.transport.errors import BrokerUnavailable, ConnectionLost, TopologyError, Unroutable
 from esb.transport.rabbitmq import RabbitMQTransport
 
 pytestmark = pytest.mark.broker
