@@ -112,7 +112,7 @@ def disk_full(directory: Path, broker_url: str | None, count: int, *, full_secon
     post, then space comes back. Returns the result, the answers to requests made while it was
     full ({status: count}), and how many accepted ids the journal does not trace."""
     data = directory / "data"
-    mount_small_disk(data)
+    mount_small_disk(data, f"{16 + count // 200}m")  # the journal and the keys take about 1.5 kB a document
     try:
         with running(directory, broker_url, data_dir=data) as (target, bus):
             senders = Senders(bus, count, clients=clients).start()
