@@ -76,8 +76,8 @@ class InboundPipeline:
         `idempotency_key` is the request's key (a client's header, a file's identity): it remembers
         the body's digest. `business_key` is a key the source read from the content. Each message
         also claims its own business key (source, type, document number, revision, and the part of
-        a split document) when the payload has a document number; the envelope carries the most
-        specific of them.
+        a split document) when the payload has a document number; the envelope carries the first
+        of them (the request's key, else the source's, else the document's).
 
         `message_id` (a UUID) is the id of the message when the input makes one, and the seed of
         the ids (`uuid5(message_id, index)`) when it makes several: a source that reads the same
@@ -96,7 +96,7 @@ class InboundPipeline:
                 continue
             keys = self._keys(payload, idempotency_key, fingerprint, business_key, index, len(documents),
                               part)
-            envelope = self._envelope(payload, keys[-1].text if keys else None, received_at)
+            envelope = self._envelope(payload, keys[0].text if keys else None, received_at)
             if message_id is not None:
                 envelope = replace(envelope, id=message_id if len(documents) == 1
                                    else str(uuid.uuid5(uuid.UUID(message_id), str(index))))
