@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -100,9 +99,8 @@ def fill(path: Path) -> Path:
     filler = path / "filler"
     with contextlib.suppress(OSError), filler.open("wb") as handle:
         while True:
-            handle.write(b"\0" * 65536)
+            handle.write(b"\0" * 1_048_576)
             handle.flush()
-            os.fsync(handle.fileno())
     return filler
 
 
@@ -115,16 +113,17 @@ def disk_full(directory: Path, broker_url: str | None, count: int, *, full_secon
     mount_small_disk(data, f"{16 + count // 200}m")  # the journal and the keys take about 1.5 kB a document
     try:
         with running(directory, broker_url, data_dir=data) as (target, bus):
-            senders = Senders(bus, count, clients=clients).start()
+            # paced, so that documents are still being posted while the disk is full
+            senders = Senders(bus, count, clients=clients, rate=count / (3 * full_seconds + 2)).start()
             senders.wait_for(count // 3)
-            full_since = time.monotonic()
             filler = fill(data)
+            full_since = time.monotonic()
             time.sleep(full_seconds)
             full_until = time.monotonic()
             filler.unlink()
             result = settle(f"data dir's disk full for {full_seconds:g} s", senders, target, bus)
             result.recovery_seconds = [senders.recovery_after(full_until)]
-            answers = senders.statuses_between(full_since + 0.5, full_until)
+            answers = senders.statuses_between(full_since, full_until)
             accepted = set(senders.ids.values())
         journal = Journal(data / JOURNAL_FILE_NAME)
         try:
