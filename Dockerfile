@@ -14,7 +14,9 @@ COPY mappings ./mappings
 # Editable: the schemas and mappings are read from /app, where integrators mount their own.
 RUN pip install --no-cache-dir -e '.[postgres]'
 
-RUN useradd --system --home /var/lib/esb esb && mkdir -p /var/lib/esb && chown esb /var/lib/esb
+# /data: the shared directories of docker-compose.yml (the WMS's export dir, the reconciliation dir)
+RUN useradd --system --home /var/lib/esb esb && mkdir -p /var/lib/esb /data/wms/out /data/reconciliation \
+    && chown -R esb /var/lib/esb /data
 USER esb
 VOLUME /var/lib/esb
 EXPOSE 8080

@@ -18,7 +18,7 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     """Replace `path` with `data` atomically and durably (parent directories are made)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(temporary_name(path.name))
     try:
         with open(temporary, "xb") as handle:
             handle.write(data)
@@ -32,12 +32,18 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def temporary_name(name: str) -> str:
+    """A dot-name to write `name` under, no longer than a file name may be (255 bytes)."""
+    prefix = os.fsencode(name)[:200]
+    return f".{os.fsdecode(prefix)}.{secrets.token_hex(4)}.tmp"
+
+
 def write_new(directory: str | Path, name: str, data: bytes) -> Path:
     """Write `data` to `directory/name` under a temporary dot-name, fsync it, then link it to its
     name; a file already there with other content keeps its name and this one gets `-2`, `-3`...
     The same content already there is taken as this write done before (a redelivery)."""
     directory = Path(directory)
-    temporary = directory / f".{name[:200]}.{secrets.token_hex(4)}.tmp"
+    temporary = directory / temporary_name(name)
     try:
         with open(temporary, "xb") as handle:
             handle.write(data)

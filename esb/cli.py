@@ -76,9 +76,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
         count = len(error.problems)
         print(f"{count} problem{'s' if count != 1 else ''} found in {path}")
         return 1
+    if args.connect:
+        from esb.config.connect import connect_problems
+
+        problems = connect_problems(config)
+        for problem in problems:
+            print(problem)
+        if problems:
+            count = len(problems)
+            print(f"{count} problem{'s' if count != 1 else ''} found on the systems of {path}")
+            return 1
     destinations = sum(len(route.destinations) for route in config.routes)
     print(f"{path}: {len(config.routes)} route{'s' if len(config.routes) != 1 else ''}, "
-          f"{destinations} destination{'s' if destinations != 1 else ''}, ok")
+          f"{destinations} destination{'s' if destinations != 1 else ''}, ok"
+          + (" (systems connected)" if args.connect else ""))
     return 0
 
 
@@ -168,6 +179,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         credentials = Credentials.from_environment()
     except (ValueError, OSError) as error:
         return _fail(f"credentials: {error}")
+    from esb.http_server import HttpLimits
+
+    try:
+        http_limits = HttpLimits.from_environment()
+    except ValueError as error:
+        return _fail(str(error))
     settings, env = config.settings, os.environ
     consumer_only = args.role == "consumer"
     broker_url, data_dir = _broker_and_data_dir(args, config)
@@ -189,6 +206,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=int(first_set(args.port, env.get("ESB_HTTP_PORT"), settings.get("http_port"), 8080)),
         http=not consumer_only, sources=not consumer_only,
         journal=settings.get("journal"), credentials=credentials,
+        http_limits=http_limits,
     )
     logs.configure(env.get("ESB_LOG_LEVEL", "INFO"))
     stop = threading.Event()
@@ -307,10 +325,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               flush=True)
         run.play()
         results = run.wait(stop)
-        print(run.summary(results), flush=True)
+        print(demo.summary(run, results), flush=True)
         ok = all(result.ok for result in results)
         if not args.once:
-            print("\n" + run.directions(), flush=True)
+            print("\n" + demo.directions(run), flush=True)
             stop.wait()
     finally:
         run.stop()
@@ -327,8 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("check", "check routes.yaml, its mappings, schemas and adapters; exit 1 listing every problem",
-            _cmd_check)
+    checker = command("check", "check routes.yaml, its mappings, schemas and adapters; exit 1 listing every "
+                      "problem", _cmd_check)
+    checker.add_argument("--connect", action="store_true",
+                         help="also connect to the systems and check what they must have (the tables and "
+                              "columns of table routes)")
 
     mapper = command("map", "run a mapping file on an input file and print the result as JSON "
                      "(several documents are printed one after another, a JSON stream: | jq -s . makes "

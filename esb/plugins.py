@@ -86,6 +86,10 @@ class SourceContext:
     """For polled sources: store a raw payload that `submit` refused (InputError) in the route's
     dead-letter queue with its error, confirmed, so it can be replayed once fixed. Raises
     `esb.errors.Unavailable` when it could not be stored (then keep the input and try later)."""
+    set_aside: Callable[[str], None] | None = None
+    """For polled sources: count one input set aside (a file moved to an error folder, or one
+    that could not even be moved); the argument is the reason (`refused`, `empty`, `unreadable`,
+    `not_regular`, `error`, `unmovable`, ...), a metric label."""
 
 
 class Source:
@@ -142,6 +146,10 @@ class AdapterSpec:
     source_factory: Callable[..., Any] | None = None
     sink_factory: Callable[..., Any] | None = None
     check: Callable[..., list[str]] | None = None  # extra checks: (endpoint, system, base_dir) -> sentences
+    check_mapping: Callable[..., list[str]] | None = None
+    """A destination's outbound mapping fits what the target takes: ``(endpoint, system, outline)
+    -> sentences``, ``outline`` an `esb.mapping.outline.Outline` (what the mapping writes); `esb
+    check` calls it for each destination of this adapter with a ``map:``."""
     connect_check: Callable[..., list[str]] | None = None
     """`esb check --connect`: (endpoint, system_settings, role "source"|"sink") -> sentences about the
     running target (a missing table or column, a server that does not answer)."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from esb import codecs, metrics, startup
 from esb.credentials import Credentials
 from esb.errors import InputError, MappingError, Unavailable
+from esb.http_server import HttpLimits, HttpServer
 from esb.idempotency import Claim, IdempotencyStore
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.logs import message_fields
@@ -35,7 +36,7 @@ from esb.routes import Config, Destination, Route
 from esb.transport import create_transport
 from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport, TransportEvents
 from esb.transport.errors import PublishError
-from esb.web import HttpServer, ReadinessCheck, create_app
+from esb.web import ReadinessCheck, create_app
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -59,6 +60,7 @@ class RuntimeOptions:
     journal: str | None = None  # a postgresql:// DSN; default: <data_dir>/journal.sqlite
     credentials: Credentials = field(default_factory=Credentials)
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    http_limits: HttpLimits = field(default_factory=HttpLimits)  # esb run: from ESB_HTTP_* variables
     transport_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -170,7 +172,8 @@ class Runtime:
         context = SourceContext(route=route.name, submit=submit,
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
-                                dead_letter=partial(self.dead_letter, route.name))
+                                dead_letter=partial(self.dead_letter, route.name),
+                                set_aside=partial(metrics.file_set_aside, route.name))
         source.start(context)
         self.sources.append(source)
         if not source.poll_interval:
@@ -209,7 +212,8 @@ class Runtime:
             _warn(startup.routes_without_senders(self.config, self._pushed_routes, self.options.credentials))
         _warn(startup.embedded_leftovers(self.options.data_dir, in_use=getattr(self.transport, "path", None)))
         if self.options.http:
-            self.server = HttpServer(self.app, host=self.options.host, port=self.options.port).start()
+            self.server = HttpServer(self.app, host=self.options.host, port=self.options.port,
+                                     limits=self.options.http_limits).start()
         log.info("bus started: %d routes", len(self.config.routes))
         return self
 

@@ -26,18 +26,26 @@ class WatermarkFile:
         self.identity = dict(identity)
 
     def load(self) -> Any:
+        return self.load_with_seen()[0]
+
+    def load_with_seen(self) -> tuple[Any, frozenset[str]]:
+        """The watermark, and the keys saved with it of what was already handled at it (a source
+        whose service answers "since" inclusively skips those instead of handling them again)."""
         try:
             document = jsonfmt.loads(self.path.read_bytes())
         except FileNotFoundError:
-            return None
+            return None, frozenset()
         except ValueError as error:  # fetching everything again is safe: records are de-duplicated
             log.warning("watermark file %s is unreadable (%s); polling from the start", self.path, error)
-            return None
+            return None, frozenset()
         if not isinstance(document, dict) or any(document.get(k) != v for k, v in self.identity.items()):
-            return None
-        return document.get("watermark")
+            return None, frozenset()
+        seen = document.get("seen_at_watermark")
+        return document.get("watermark"), frozenset(seen if isinstance(seen, list) else ())
 
-    def save(self, value: Any) -> None:
-        body = jsonfmt.dump_bytes({**self.identity, "watermark": value,
-                                   "saved_at": datetime.now().astimezone().isoformat()})
-        atomic_write(self.path, body)
+    def save(self, value: Any, seen: list[str] | None = None) -> None:
+        document = {**self.identity, "watermark": value}
+        if seen is not None:
+            document["seen_at_watermark"] = list(seen)
+        document["saved_at"] = datetime.now().astimezone().isoformat()
+        atomic_write(self.path, jsonfmt.dump_bytes(document))

@@ -26,7 +26,8 @@ def test_an_unknown_format_is_refused_with_a_suggestion():
 
 def test_each_format_is_sent_as_the_first_content_type_its_codec_declares():
     assert {name: codecs.content_type(name) for name in codecs.formats()} == {
-        "csv": "text/csv", "fixedwidth": "text/plain", "json": "application/json", "xml": "application/xml"}
+        "csv": "text/csv", "fixedwidth": "text/plain", "json": "application/json", "xml": "application/xml",
+        "x12": "application/edi-x12", "edifact": "application/edifact"}
 
 
 @pytest.mark.parametrize(("content_type", "format_name"), [

@@ -335,8 +335,8 @@ def test_the_other_name_of_the_fixed_width_format_gets_a_suggestion_in_a_route_a
 
     problems = [(problem.file, problem.line, problem.what) for problem in check_config(path, NO_ENVIRONMENT)]
 
-    assert (str(path), 4, "routes[0].from.file.format: expected one of csv, fixedwidth, json, xml, got "
-                          "'fixed' (did you mean \"fixedwidth\"?)") in problems
+    assert (str(path), 4, "routes[0].from.file.format: expected one of csv, edifact, fixedwidth, json, x12, "
+                          "xml, got 'fixed' (did you mean \"fixedwidth\"?)") in problems
     mapping_problems = [what for file, _, what in problems if file.endswith("receipts.in.yaml")]
     assert any('unknown format "fixed" (did you mean "fixedwidth"?)' in what for what in mapping_problems)
 

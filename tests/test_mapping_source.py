@@ -142,7 +142,7 @@ def poll_once(tmp_path: Path, mapping_path: Path, name: str, content: bytes, **o
     inbox.mkdir()
     (inbox / name).write_bytes(content)
     bus = Submitted(mapping_path)
-    source = FileSource(Endpoint("file", {"dir": str(inbox), "complete_when": "rename", **options}), None,
+    source = FileSource(Endpoint("file", {"dir": str(inbox), "min_age": 0, **options}), None,
                         "files")
     source.start(SourceContext(route="files", submit=bus.submit, add_url_rule=lambda *a, **k: None,
                                data_dir=tmp_path / "data", dead_letter=bus.dead_letter))

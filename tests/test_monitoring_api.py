@@ -126,7 +126,9 @@ def test_without_a_key_nothing_but_healthz_and_the_dashboard_page_answers(runtim
     assert http.post("/api/routes/orders/dead-letters/replay", json={"all": True}).status_code == 401
     assert http.get("/healthz").status_code == 200
     page = http.get("/dashboard")
-    assert page.status_code == 200 and b"Replay DLQ" in page.data
+    assert page.status_code == 200 and b'src="/dashboard/dashboard.js"' in page.data
+    script = http.get("/dashboard/dashboard.js")
+    assert script.status_code == 200 and b"Replay DLQ" in script.data
 
 
 def test_an_operator_can_open_metrics_or_every_read_endpoint_but_never_admin_actions(runtime):

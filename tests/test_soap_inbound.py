@@ -15,9 +15,10 @@ from adapters.soap import SoapInboundSource
 from esb.codecs.xml import parse as parse_xml
 from esb.credentials import Credentials, Principal, digest
 from esb.errors import FieldProblem, MappingError, Unavailable
+from esb.http_server import HttpServer
 from esb.plugins import Accepted, SourceContext
 from esb.routes import Endpoint
-from esb.web import HttpServer, create_app
+from esb.web import create_app
 from tests.test_soap_responder import ERP12_WSDL, ERP_WSDL, SOAP11, SOAP12, element, envelope, nav_wsdl
 
 ACTION = "urn:example:erp:PostGoodsReceipt"

@@ -101,7 +101,8 @@ def test_each_returned_order_is_submitted_as_json_and_the_next_poll_asks_from_th
     assert [record["OrderNumber"] for record in bus.stored] == ["PO-1", "PO-2", "PO-3"]
     assert bus.stored[0]["Line"] == [{"LineNumber": 1, "Sku": "A-1", "Quantity": 5}]
     assert orders.asked_since == [None, "2024-05-01T08:02:00+00:00"]
-    assert second["duplicate"] == 1  # PO-2 again (ChangedSince is inclusive): stored once
+    # PO-2 again (ChangedSince is inclusive): the watermark file knows it was handled, so it is skipped
+    assert second["skipped"] == 1 and second["duplicate"] == 0
 
 
 def test_a_restarted_poll_continues_from_the_saved_watermark_and_misses_nothing(erp, orders, tmp_path):
@@ -164,6 +165,35 @@ def test_a_fault_stops_the_poll_without_submitting_or_moving_the_watermark(erp, 
     assert counts["failed"] == 1 and bus.stored == [] and source.watermarks.load() is None
 
 
+def test_a_refused_record_at_the_watermark_is_dead_lettered_once_not_on_every_poll(erp, orders, tmp_path):
+    bus = Bus()
+    bus.refuse = lambda record: MappingError("no warehouse", [FieldProblem("warehouse", "a known code")]) \
+        if record["OrderNumber"] == "PO-2" else None
+    source = poller(erp, bus, tmp_path, params={"MaxRecords": 2})
+
+    first = source.poll_once()  # PO-1 stored, PO-2 (the watermark) refused
+    orders.orders = orders.orders[:2]  # nothing new changes in the ERP
+    again = [source.poll_once() for _ in range(3)]  # each asks from PO-2's time, inclusive
+
+    assert first["dead_lettered"] == 1
+    assert [counts["dead_lettered"] for counts in again] == [0, 0, 0]
+    assert [counts["skipped"] for counts in again] == [1, 1, 1]
+    assert len(bus.dead) == 1
+
+
+def test_a_record_at_the_watermark_that_changed_is_submitted_again(erp, orders, tmp_path):
+    bus = Bus()
+    source = poller(erp, bus, tmp_path, params={"MaxRecords": 2})
+    source.poll_once()
+    orders.orders = orders.orders[:2]
+    number, changed = orders.orders[1]
+    orders.orders[1] = (number + "-REV1", changed)  # same change time, other content
+
+    counts = source.poll_once()
+
+    assert counts["submitted"] == 1 and bus.stored[-1]["OrderNumber"] == "PO-2-REV1"
+
+
 def test_records_older_than_the_watermark_are_skipped_when_the_service_ignores_it(erp, orders, tmp_path):
     bus = Bus()
     source = poller(erp, bus, tmp_path, watermark_param=None, params={})
@@ -172,7 +202,7 @@ def test_records_older_than_the_watermark_are_skipped_when_the_service_ignores_i
 
     counts = source.poll_once()
 
-    assert counts == {"submitted": 1, "duplicate": 1, "dead_lettered": 0, "skipped": 4}
+    assert counts == {"submitted": 1, "duplicate": 0, "dead_lettered": 0, "skipped": 5}
     assert bus.stored[-1]["OrderNumber"] == "PO-6"
 
 

@@ -25,7 +25,7 @@ from flask import Flask, Response
 from flask import request as flask_request
 from lxml import etree
 
-from esb.web import HttpServer
+from esb.http_server import HttpServer
 
 DATA = Path(__file__).parent / "data" / "soap"
 ERP_WSDL = DATA / "erp.wsdl"

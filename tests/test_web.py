@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from esb.web import HttpServer, create_app
+from esb.http_server import HttpServer
+from esb.web import create_app
 
 
 def test_readiness_lists_every_failing_check_with_its_reason():

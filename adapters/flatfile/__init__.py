@@ -5,17 +5,28 @@ The source, at each poll:
 
 1. resumes its own claims and stale ones (a worker on this host that died, or any worker silent
    for `reclaim_after`);
-2. lists `dir` for `pattern` (dot-files and `*.done` markers are never taken) and keeps the
-   complete files (`complete_when`);
-3. claims each by `os.rename` into `<dir>/.claimed/<name>.claim.<ms>.<pid>.<token>.<host>`: the
-   rename is atomic, so of two workers only one gets a file;
+2. lists `dir` for `pattern` (dot-files, `ignore` globs and done-file markers are never taken)
+   and keeps the complete files (`done_file` marker present, else unchanged for `min_age`); what
+   matches but is not a regular file (a directory, FIFO, socket, or a symbolic link unless
+   `follow_symlinks`) is moved to `error_dir` with a report, never opened (`readiness`);
+3. claims each by renaming it into a new folder `<dir>/.claimed/<ms>.<pid>.<token>.<host>/`
+   (the file keeps its name, however long): the rename is atomic, so of two workers only one
+   gets a file;
 4. submits one message per file, record or group, in file order, each with the idempotency key
    `<name>:<size>:<mtime_ns>[:<first line>]`, so a resumed or re-posted file publishes nothing twice;
 5. remembers the confirmed byte offset and line in `<dir>/.progress/` (beside the claims rather
    than in the worker's data_dir, so that a worker on another host taking over a stale claim
    resumes from it too);
 6. moves the file to `processed_dir`, or to `error_dir` with `<name>.error.json` beside it naming
-   each bad line when any part was refused (each refused part went to the dead-letter queue).
+   each bad line when any part was refused (each refused part went to the dead-letter queue),
+   or when it yielded no record (unless `empty_file: ignore`).
+
+Whatever goes wrong with one file (a mapping that raises, a name the file system or the idempotency
+store chokes on, a read error) sends that file to `error_dir` with a report naming the error and
+counts it (`esb_files_set_aside{route, reason}`); the poll goes on with the next file. A file that
+cannot even be moved is logged and counted once, then skipped until the process restarts. Names
+that are not UTF-8 are kept as they are on disk and shown with `\\xNN` escapes in keys, message
+headers, reports and logs.
 
 Records are streamed: one record (or group) is in memory at a time, whatever the file's size. A
 refused record does not stop the file: the others are still published. A record or group is
@@ -28,10 +39,10 @@ name (never overwriting another file), or appends it to a batch file that is ren
 message is never acked before it is durable.
 
 Modules: `spec` (options and checks), `store` (the `FileStore` the source reads through, and
-`LocalDirectory`), `claims`, `records` (reading a file as records or groups), `progress`,
-`reports` (the error report), `source`, `names` (the sink's name_template), `sink` (writes
-through `esb.atomicfile`). Keywords `x-esb-*`: see
-adapters/rest.py.
+`LocalDirectory`), `readiness` (which files are complete), `claims`, `records` (reading a file
+as records or groups), `progress`, `reports` (the error report and the error folder), `source`,
+`names` (the sink's name_template), `sink` (writes through `esb.atomicfile`). Keywords
+`x-esb-*`: see adapters/rest.py.
 """
 
 from __future__ import annotations

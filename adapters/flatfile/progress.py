@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,15 +36,17 @@ class Progress:
 
 
 class ProgressFiles:
-    """The progress files of one source directory: `<dir>/.progress/<name>.<size>.<mtime_ns>.json`
-    (size and time tell a new file of the same name from the one that was claimed)."""
+    """The progress files of one source directory: `<dir>/.progress/<digest of the name>.<size>.
+    <mtime_ns>.json` (a digest, so that any name fits; size and time tell a new file of the same
+    name from the one that was claimed; the file's identity inside makes sure)."""
 
     def __init__(self, store: FileStore, directory: Path):
         self.store = store
         self.folder = directory / PROGRESS_DIR
 
     def path(self, name: str, entry: Entry) -> Path:
-        return self.folder / f"{name}.{entry.size}.{entry.mtime_ns}.json"
+        digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:24]
+        return self.folder / f"{digest}.{entry.size}.{entry.mtime_ns}.json"
 
     def load(self, path: Path, identity: str) -> Progress:
         """The saved progress of the file `identity`, or a fresh one."""
@@ -66,7 +70,8 @@ class ProgressFiles:
 
 
 def json_bytes(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    """`document` as UTF-8 JSON; a stray surrogate (a file name's undecodable byte) is escaped."""
+    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8", "backslashreplace")
 
 
 def now_rfc3339() -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from esb.codecs import UTF8_BOM
-from esb.codecs.lines import LineReader, LinesTooLong, byte_order_mark
+from esb.codecs.lines import LineReader, LinesTooLong, byte_order_mark, nul_error
 from esb.errors import InputError
 
 FORMAT_NAMES = {"csv": "CSV", "fixedwidth": "fixed-width"}
@@ -59,7 +59,10 @@ class FileReader:
                         break
             except csv.Error as error:
                 raise InputError(f"CSV line {lines.line}: the header cannot be read: {error}") from None
-            self.prefix += lines.take()
+            header = lines.take()
+            if b"\x00" in header:
+                raise nul_error("CSV", lines.line, header)
+            self.prefix += header
             self.data_start, self.data_start_line = lines.offset, lines.line
 
     def _lines(self, stream: BinaryIO, line: int, offset: int) -> LineReader:

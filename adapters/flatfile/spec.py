@@ -20,8 +20,11 @@ otherwise; a larger one sends the file to error_dir with a report."""
 DEFAULT_RECLAIM_AFTER = 600.0
 """Seconds after which a claim whose worker shows no progress is taken over by another worker."""
 
+DEFAULT_MIN_AGE = 5.0
+"""Seconds a file's size and modification time must stay unchanged before it is taken."""
 
-EXTENSIONS = {"csv": "csv", "fixedwidth": "txt", "json": "json", "xml": "xml"}
+DEFAULT_IGNORE = ["*.tmp", "*.part", "*.partial", "*.filepart", "*.crdownload"]
+"""Names writers give a file while they write it (besides dot-names, which are always ignored)."""
 
 
 ENDPOINT_SCHEMA = {
@@ -46,15 +49,36 @@ ENDPOINT_SCHEMA = {
         # source options
         "pattern": {"type": "string", "default": "*", "x-esb-role": "source",
                     "description": "Glob of the file names to pick up, e.g. GR_*.csv. Names starting with "
-                                   "a dot and *.done markers are never picked up."},
+                                   "a dot, names matching ignore and done-file markers are never "
+                                   "picked up."},
         "poll": duration_option(
             "Seconds between two scans of dir, or a duration such as 10s.", DEFAULT_POLL,
             **{"x-esb-role": "source"}),
-        "complete_when": {"enum": ["size-stable", "done-marker", "rename"], "default": "size-stable",
-                          "x-esb-role": "source",
-                          "description": "When a file counts as fully written: size-stable (same size on "
-                                         "two scans), done-marker (a <name>.done file appears beside it), "
-                                         "rename (the writer renames it to match pattern when done)."},
+        "min_age": duration_option(
+            "Seconds (or a duration such as 5s) a file's size and modification time must have stayed "
+            "unchanged before it is taken, so a file still being written is left alone; 0 takes files "
+            "at once (for writers that rename a finished file into place). Not used with done_file.",
+            DEFAULT_MIN_AGE, **{"x-esb-role": "source"}),
+        "done_file": {"type": ["string", "null"], "default": None, "x-esb-role": "source",
+                      "description": "Name of the marker a writer creates once a file is complete, with "
+                                     "{name} (the file's name) or {stem} (its name without the last "
+                                     "extension), e.g. {name}.done or {stem}.ok; a file is taken only once "
+                                     "its marker exists, and the marker is removed then. Names matching "
+                                     "the marker's form are never taken as data."},
+        "ignore": {"type": "array", "items": {"type": "string"}, "default": DEFAULT_IGNORE,
+                   "x-esb-role": "source",
+                   "description": "Globs of names never taken, for writers that write under a temporary "
+                                  "name and rename when done; names starting with a dot are always "
+                                  "ignored."},
+        "follow_symlinks": {"type": "boolean", "default": False, "x-esb-role": "source",
+                            "description": "Read the file a symbolic link points to; false: a link is moved "
+                                           "to error_dir with a report, unread. FIFOs, sockets, devices and "
+                                           "directories matching pattern are always moved aside, never "
+                                           "opened."},
+        "empty_file": {"enum": ["error", "ignore"], "default": "error", "x-esb-role": "source",
+                       "description": "A file that yields no record (0 bytes, or only a header): error "
+                                      "moves it to error_dir with a report; ignore moves it to "
+                                      "processed_dir."},
         "processed_dir": {"type": ["string", "null"], "default": None, "x-esb-path": True,
                           "x-esb-role": "source",
                           "description": "Where a file goes once every message in it is stored; default: "
@@ -125,6 +149,10 @@ def check_endpoint(endpoint, system: dict | None, base_dir) -> list[str]:
     if options.get("group_by") and (file_format != "csv" or not options.get("header", True)):
         problems.append("group_by names a column of a CSV file with a header; for fixed-width files use "
                         "group_starts_with")
+    done_file = options.get("done_file")
+    if done_file is not None and ("{name}" not in done_file and "{stem}" not in done_file
+                                  or "/" in done_file or done_file.startswith(".")):
+        problems.append(f"done_file {done_file!r}: a file name with {{name}} or {{stem}}, e.g. {{name}}.done")
     template = options.get("name_template")
     if template is not None:
         problems.extend(template_problems(template))

@@ -10,7 +10,9 @@ reports), read and remove one. Paths are `PurePath`s under the store's folders.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import stat as stat_module
@@ -20,6 +22,9 @@ from pathlib import Path, PurePath
 from typing import BinaryIO, Protocol
 
 from esb.atomicfile import atomic_write
+
+NAME_MAX = 255
+"""Longest file name, in bytes, on the usual file systems (ext4, XFS, btrfs, tmpfs, NFS)."""
 
 FILE, DIRECTORY, SYMLINK, OTHER = "file", "directory", "symlink", "other"
 """The kinds of entry a folder holds (OTHER: a FIFO, socket or device)."""
@@ -44,7 +49,7 @@ class FileStore(Protocol):
     def stat(self, path: PurePath, *, follow_symlinks: bool = False) -> Entry | None:
         """What `path` is now; None when it is gone."""
 
-    def open(self, path: PurePath) -> BinaryIO:
+    def open(self, path: PurePath, *, follow_symlinks: bool = False) -> BinaryIO:
         """`path` for reading; OSError unless it is a regular file (a FIFO is never opened)."""
 
     def rename(self, source: PurePath, target: PurePath) -> bool:
@@ -69,9 +74,32 @@ class FileStore(Protocol):
     def make_folder(self, folder: PurePath) -> None:
         """Make `folder` and its parents when missing."""
 
+    def remove_folder(self, folder: PurePath) -> None:
+        """Remove `folder` if it is empty; nothing when it is gone or holds something."""
+
 
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+
+
+def fitted(name: str, room: int = 0) -> str:
+    """`name`, or a shorter one with a digest of it, so that `room` more bytes still fit in NAME_MAX;
+    the extension is kept."""
+    raw = os.fsencode(name)
+    if len(raw) + room <= NAME_MAX:
+        return name
+    stem, dot, extension = raw.rpartition(b".")
+    if not dot or not stem or len(extension) > 16:
+        stem, dot, extension = raw, b"", b""
+    digest = hashlib.sha256(raw).hexdigest()[:12].encode()
+    keep = max(0, NAME_MAX - room - len(digest) - 1 - len(dot + extension))
+    return os.fsdecode(stem[:keep] + b"~" + digest + dot + extension)
+
+
+def stamped(name: str, room: int = 0) -> str:
+    """`name` with the UTC time before its extension (for a name already taken), fitted."""
+    stem, dot, suffix = name.rpartition(".")
+    return fitted(f"{stem}.{_stamp()}.{suffix}" if dot and stem else f"{name}.{_stamp()}", room)
 
 
 def _kind(mode: int) -> str:
@@ -108,9 +136,10 @@ class LocalDirectory:
             return None
         return Entry(PurePath(path).name, _kind(stat.st_mode), stat.st_size, stat.st_mtime_ns)
 
-    def open(self, path: PurePath) -> BinaryIO:
+    def open(self, path: PurePath, *, follow_symlinks: bool = False) -> BinaryIO:
         # O_NONBLOCK: a FIFO put in place of the file since it was listed does not block the poll
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        no_follow = 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | no_follow)
         try:
             if not stat_module.S_ISREG(os.fstat(descriptor).st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -131,10 +160,9 @@ class LocalDirectory:
 
     def move_aside(self, source: PurePath, folder: PurePath, name: str) -> PurePath:
         self.make_folder(folder)
-        target = Path(folder) / name
+        target = Path(folder) / fitted(name)
         if os.path.lexists(target):
-            stem, dot, suffix = name.rpartition(".")
-            target = Path(folder) / (f"{stem}.{_stamp()}.{suffix}" if dot and stem else f"{name}.{_stamp()}")
+            target = Path(folder) / stamped(name)
         try:
             os.rename(source, target)
         except OSError as error:
@@ -144,9 +172,10 @@ class LocalDirectory:
         return target
 
     def free_name(self, folder: PurePath, name: str, *companions: str) -> PurePath:
-        target = Path(folder) / name
-        if any(os.path.lexists(target.with_name(name + extra)) for extra in ("", *companions)):
-            target = Path(folder) / f"{name}.{_stamp()}"
+        room = max((len(os.fsencode(extra)) for extra in companions), default=0)
+        target = Path(folder) / fitted(name, room)
+        if any(os.path.lexists(target.with_name(target.name + extra)) for extra in ("", *companions)):
+            target = Path(folder) / stamped(name, room)
         return target
 
     def write(self, path: PurePath, data: bytes) -> None:
@@ -163,3 +192,7 @@ class LocalDirectory:
 
     def make_folder(self, folder: PurePath) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
+
+    def remove_folder(self, folder: PurePath) -> None:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            os.rmdir(folder)

@@ -4,6 +4,7 @@ operation (a sink). Keywords `x-esb-*`: see adapters/rest.py.
 The adapter's options and its registration are here; the parts, one concern each:
 
 - `wsdl`: loading WSDL files (zeep's forbid settings on), operations by name, `esb check`'s checks;
+- `mapping_fit`: `esb check` refuses a destination whose mapping cannot write the operation's input;
 - `client`: calling an operation (auth, sessions), fault classification, and the sink;
 - `poll`: the poll source and its watermark file;
 - `inbound`: `POST /soap/<route>` (SOAP 1.1/1.2) and `GET ?wsdl`, with `envelopes` (the faults and
@@ -27,6 +28,7 @@ from adapters.soap.client import (
 )
 from adapters.soap.envelopes import SoapFault, fault_response, response_element
 from adapters.soap.inbound import SoapInboundSource, parse_envelope
+from adapters.soap.mapping_fit import check_mapping
 from adapters.soap.poll import SoapPollSource, WatermarkFile, answer_records
 from adapters.soap.schema import request_schema, schema_problems
 from adapters.soap.wsdl import (
@@ -135,4 +137,5 @@ register(AdapterSpec(
     source_factory=_source,
     sink_factory=lambda endpoint, system: SoapSink(endpoint, system or {}),
     check=check_endpoint,
+    check_mapping=check_mapping,
 ))

@@ -6,6 +6,11 @@ with one child is unwrapped, a list gives one record per item, anything else is 
 record is submitted as JSON with an idempotency key made of its content, so a record fetched twice
 is stored once. The highest `watermark` value is kept in `<data_dir>/watermarks/soap-<route>.json`,
 written atomically and only after every record of the poll was stored or dead-lettered.
+
+Services answer "changed since" inclusively, so the records at the watermark come again on the
+next poll. The file keeps the content digests of the records handled at the watermark, and a
+record that comes again unchanged is skipped: a stored one would only be a duplicate, but a
+refused one would be dead-lettered again on every poll until the watermark moves on.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class SoapPollSource(Source):
 
     def _poll(self) -> dict[str, int]:
         counts = {"submitted": 0, "duplicate": 0, "dead_lettered": 0, "skipped": 0}
-        stored = self.watermarks.load()
+        stored, seen = self.watermarks.load_with_seen()
         arguments = dict(self.params)
         if self.watermark_param and stored is not None:
             arguments[self.watermark_param] = stored
@@ -79,20 +84,25 @@ class SoapPollSource(Source):
         marked = [(self._mark(record), record) for record in records]
         if stored is not None:
             fresh = [(mark, record) for mark, record in marked
-                     if mark is None or _order(mark) >= _order(stored)]
+                     if mark is None or _order(mark) > _order(stored)
+                     or (_order(mark) == _order(stored) and _digest(record) not in seen)]
             counts["skipped"] = len(marked) - len(fresh)
             marked = fresh
         marked.sort(key=lambda pair: (pair[0] is not None, _order(pair[0])))
-        highest = stored
+        highest, at_highest = stored, set(seen)
         for mark, record in marked:
             outcome = self._submit(record, mark)
             if outcome is None:
                 return counts  # the bus cannot store now: keep the old watermark, fetch again later
             counts[outcome] += 1
-            if mark is not None and (highest is None or _order(mark) > _order(highest)):
-                highest = mark
-        if highest is not None and highest != stored:
-            self.watermarks.save(highest)
+            if mark is None:
+                continue
+            if highest is None or _order(mark) > _order(highest):
+                highest, at_highest = mark, set()
+            if _order(mark) == _order(highest):
+                at_highest.add(_digest(record))
+        if highest is not None and (highest != stored or at_highest != set(seen)):
+            self.watermarks.save(highest, sorted(at_highest))
         return counts
 
     def _mark(self, record: Any) -> Any:
@@ -106,7 +116,7 @@ class SoapPollSource(Source):
     def _submit(self, record: Any, mark: Any) -> str | None:
         context = self._context
         body = jsonfmt.dump_bytes(record)
-        key = f"soap:{self.route}:{self.operation}:{hashlib.sha256(body).hexdigest()}"
+        key = f"soap:{self.route}:{self.operation}:{_digest(record)}"
         raw = RawMessage(body, "application/json", {"operation": self.operation, "watermark": mark})
         try:
             accepted = context.submit(raw, idempotency_key=key)
@@ -129,6 +139,12 @@ class SoapPollSource(Source):
 
     def stop(self) -> None:
         self.caller.close()
+
+
+def _digest(record: Any) -> str:
+    """The content digest of a polled record: its idempotency key, and how the watermark file
+    remembers the records at the watermark."""
+    return hashlib.sha256(jsonfmt.dump_bytes(record)).hexdigest()
 
 
 def answer_records(answer: Any) -> list[Any]:

@@ -41,6 +41,9 @@ __all__ = ["ENDPOINT_SCHEMA", "SYSTEM_SCHEMA", "ClaimSource", "Layout", "LayoutE
 DEFAULT_BATCH = 100
 """Documents (rows of a flat table with group_by) claimed or read in one transaction."""
 
+DEFAULT_CONCURRENCY = 8
+"""Documents of a batch submitted at the same time (publishes whose confirms overlap)."""
+
 _COLUMNS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
             "x-esb-expected": "a column name or a list of them"}
 
@@ -126,6 +129,11 @@ ENDPOINT_SCHEMA = {
                                 "until nothing new is left.", "5s", **{"x-esb-role": "source"}),
         "batch": {"type": "integer", "minimum": 1, "default": DEFAULT_BATCH, "x-esb-role": "source",
                   "description": "Documents claimed (or read) in one transaction; with group_by, rows."},
+        "concurrency": {"type": "integer", "minimum": 1, "default": DEFAULT_CONCURRENCY,
+                        "x-esb-role": "source",
+                        "description": "Documents of a batch handed to the bus at once (each waits for its "
+                                       "broker confirm, so they overlap, and their order within the batch is "
+                                       "not kept); 1 submits them one after another, in the table's order."},
         "columns": {**_COLUMNS, "default": None, "x-esb-role": "source",
                     "description": "The header columns in the document; default: all but the bookkeeping "
                                    "columns."},

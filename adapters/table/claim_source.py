@@ -59,13 +59,14 @@ class ClaimSource(TableSource):
                      .order_by(*([layout.group_by] if layout.group_by is not None else []), *layout.key)
                      .limit(self.batch).with_for_update(skip_locked=True))
             rows = connection.execute(query).all()
+            full = len(rows) >= self.batch
             if layout.group_by is not None:
                 rows, skipped = self._whole_groups(connection, layout, rows)
                 counts["skipped"] += skipped
             documents = layout.documents(connection, rows)
             outcomes, stopped = self.submit_all(layout, documents, counts)
             self._mark(connection, layout, outcomes)
-        return len(documents), len(rows) >= self.batch, stopped
+        return len(documents), full, stopped
 
     def _whole_groups(self, connection: sa.Connection, layout: Layout,
                       rows: list[sa.Row]) -> tuple[list[sa.Row], int]:
@@ -100,6 +101,8 @@ class ClaimSource(TableSource):
         condition = sa.and_(*(c == sa.bindparam(f"_key_{i}") for i, c in enumerate(layout.key)))
         done, refused = [], []
         for document, outcome, value in outcomes:
+            if outcome == "unstored":
+                continue  # stays new: the next poll takes it again
             for row_key in document.row_keys:
                 keys = {f"_key_{i}": part for i, part in enumerate(row_key)}
                 if outcome == "refused":

@@ -8,8 +8,9 @@ Three layouts, chosen by the route's options:
   make one document, the first row's columns as the header plus `lines`, every row.
 
 The bookkeeping columns (status, processed_at, message id, error) are left out of documents.
-A document's identity (table + row key, and the revision when the route names one) gives its
-idempotency key and its message id, so reading the same row again makes the same message.
+A document's identity (table + row key, and the revision or watermark value when the route
+names those columns) gives its idempotency key and its message id, so reading the same row
+again makes the same message.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from adapters.table.engine import MESSAGE_ID_NAMESPACE, LayoutError, column, columns, plain, reflect
 
@@ -118,10 +120,12 @@ class Layout:
         return row._mapping[selected] if selected is not None else None
 
     def identity(self, system: str | None, document: Document) -> str:
-        """The idempotency key of a document: table, row key (or group value) and revision."""
+        """The idempotency key of a document: table, row key (or group value), and the revision and
+        watermark values when the route names those columns (a changed row is then a new document)."""
         parts = "/".join(str(plain(part)) for part in document.key)
-        revision = f"@{plain(document.revision)}" if document.revision is not None else ""
-        return f"table:{system or '-'}:{self.name}:{parts}{revision}"
+        versions = "".join(f"@{plain(value)}" for value in (document.revision, document.watermark)
+                           if value is not None)
+        return f"table:{system or '-'}:{self.name}:{parts}{versions}"
 
 
 def message_id(identity: str) -> str:
@@ -148,7 +152,12 @@ class Lines:
         found: dict[tuple, list[dict[str, Any]]] = {key: [] for key in keys}
         if not keys:
             return found
-        if len(self.parent) == 1:
+        if len(self.parent) == 1 and connection.dialect.name == "postgresql":
+            # one array parameter (= ANY): PostgreSQL plans it once, where IN takes one per key
+            parent = self.parent[0]
+            condition = parent == sa.any_(sa.bindparam("parent_keys", [key[0] for key in keys],
+                                                       type_=postgresql.ARRAY(parent.type)))
+        elif len(self.parent) == 1:
             condition = self.parent[0].in_([key[0] for key in keys])
         else:
             condition = sa.tuple_(*self.parent).in_(keys)

@@ -127,6 +127,8 @@ class TableSink(Sink):
         except exc.SQLAlchemyError as error:
             failure = outcome(error, f"table {layout.name}")
             self.problem = str(failure) if isinstance(failure, Retryable) else None
+            if isinstance(error, exc.ProgrammingError):
+                self.layout = None  # the table changed (a column renamed): read it again next time
             raise failure from None
         self.problem = None
         return "/".join(str(part) for part in key)
@@ -141,8 +143,10 @@ class TableSink(Sink):
                 return
             own = sa.and_(*(c == part for c, part in zip(layout.parent, key, strict=True)))
             connection.execute(sa.delete(layout.lines).where(own))
-            if lines:
-                connection.execute(sa.insert(layout.lines), lines)
+            if lines:  # one executemany: every row names the same columns (a missing field is NULL)
+                names = list(dict.fromkeys(name for line in lines for name in line))
+                connection.execute(sa.insert(layout.lines),
+                                   [{name: line.get(name) for name in names} for line in lines])
 
 
 def _row(table: sa.Table, document: dict, zone, where: str = "") -> dict[str, Any]:

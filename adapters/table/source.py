@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
@@ -36,6 +37,8 @@ class TableSource(Source):
         self.system_name = options.get("system")
         self.poll_interval = float(options["poll"])
         self.batch = int(options["batch"])
+        self.concurrency = int(options.get("concurrency") or 1)
+        self._pool: ThreadPoolExecutor | None = None
         self.engine: sa.Engine | None = None
         self.layout: Layout | None = None
         self.problem: str | None = None  # why the last poll could not work, for /readyz
@@ -54,7 +57,14 @@ class TableSource(Source):
             self._layout()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.set()  # a poll in progress stops after its batch and closes the pool
+        if not self._poll_lock.locked():
+            self._close_pool()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def readiness(self) -> str | None:
         return f"route {self.route}: {self.problem}" if self.problem else None
@@ -94,12 +104,26 @@ class TableSource(Source):
                 try:
                     taken, full, stopped = self._batch(layout, counts)
                 except exc.SQLAlchemyError as error:
-                    self._failed(unreachable(error, database_url(self.system)))
+                    self._database_failed(error)
                     raise
                 self.problem = None
                 if stopped or not full or not taken:
                     break
+            if self._stopping.is_set():
+                self._close_pool()
         return counts
+
+    def _database_failed(self, error: exc.SQLAlchemyError) -> None:
+        """A server that does not answer, or a statement the table no longer fits (a column renamed
+        since the layout was read: it is read again at the next poll, which names what is missing)."""
+        self.layout = None
+        try:  # the drivers report both as OperationalError: a new connection tells them apart
+            with self.engine.connect():
+                pass
+        except exc.SQLAlchemyError as failure:
+            self._failed(unreachable(failure, database_url(self.system)))
+            return
+        self._failed(f"table {self.options['table']}: {str(getattr(error, 'orig', error)).strip()[:300]}")
 
     def _batch(self, layout: Layout, counts: Counter) -> tuple[int, bool, bool]:
         """One batch; (documents taken, whether the select was full, whether the bus stopped it)."""
@@ -120,17 +144,33 @@ class TableSource(Source):
 
     def submit_all(self, layout: Layout, documents: Sequence[Document],
                    counts: Counter) -> tuple[list[tuple[Document, str, Any]], bool]:
-        """Submit documents in order until the bus cannot store; (outcomes, stopped)."""
-        outcomes = []
-        for document in documents:
-            if self._stopping.is_set():
-                return outcomes, True
+        """Submit the documents, `concurrency` at a time (each waits for its broker confirm, so they
+        overlap); (outcomes in document order, stopped). A document the bus could not store (it
+        said Unavailable, or the source is stopping) has the outcome "unstored"; once one is, the
+        documents not yet started are not submitted either."""
+        stopped = threading.Event()
+
+        def one(document: Document) -> tuple[str, Any]:
+            if stopped.is_set() or self._stopping.is_set():
+                return "unstored", None
             try:
-                outcome, value = self.submit(layout, document)
+                return self.submit(layout, document)
             except Unavailable as error:
-                log.warning("table poll stopped, the bus cannot store now: %s", error,
-                            extra={"route": self.route})
-                return outcomes, True
-            counts[outcome] += 1
+                if not stopped.is_set():
+                    log.warning("table poll stopped, the bus cannot store now: %s", error,
+                                extra={"route": self.route})
+                stopped.set()
+                return "unstored", error
+
+        if self.concurrency > 1 and len(documents) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"table-{self.route}")
+            results = list(self._pool.map(one, documents))
+        else:
+            results = [one(document) for document in documents]
+        outcomes = []
+        for document, (outcome, value) in zip(documents, results, strict=True):
+            if outcome != "unstored":
+                counts[outcome] += 1
             outcomes.append((document, outcome, value))
-        return outcomes, False
+        return outcomes, stopped.is_set() or self._stopping.is_set()

@@ -40,8 +40,9 @@ class WatermarkSource(TableSource):
 
     def start(self, context: SourceContext) -> None:
         options = self.options
+        identity = {"table": str(options["table"]), "column": str(options["watermark_column"])}
         self.watermarks = WatermarkFile(Path(context.data_dir) / "watermarks" / f"table-{self.route}.json",
-                                        {"table": options["table"], "column": options["watermark_column"]})
+                                        identity)
         super().start(context)
 
     def _batch(self, layout: Layout, counts: Counter) -> tuple[int, bool, bool]:
@@ -60,6 +61,8 @@ class WatermarkSource(TableSource):
         outcomes, stopped = self.submit_all(layout, documents, counts)
         last = None  # the last document stored or dead-lettered with none missing before it
         for document, outcome, error in outcomes:
+            if outcome == "unstored":
+                break
             if outcome == "refused":
                 if not self._dead_letter(layout, document, error):
                     stopped = True

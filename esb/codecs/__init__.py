@@ -39,7 +39,10 @@ _MODULES = {
     "xml": "esb.codecs.xml",
     "csv": "esb.codecs.csv",
     "fixedwidth": "esb.codecs.fixedwidth",
+    "x12": "esb.codecs.x12",
+    "edifact": "esb.codecs.edifact",
 }
+"""Format name -> codec module (``esb.codecs.edi`` and ``sniff`` are helpers, not formats)."""
 
 
 def formats() -> list[str]:
@@ -76,7 +79,20 @@ def format_of(content_type: str | None) -> str | None:
 
 
 def decode(format_name: str, source: bytes | BinaryIO, **options: Any) -> Iterator[Any]:
-    return get_codec(format_name).decode(source, **options)
+    """The documents or records of ``source``; a DecodeError says when the input looks like another
+    format ("this is X12, the mapping reads CSV", `esb.codecs.sniff`)."""
+    from esb.codecs.sniff import HEAD_BYTES, RecordingStream, mismatch_hint
+    from esb.errors import DecodeError
+
+    recording = None if isinstance(source, bytes | bytearray | memoryview) else RecordingStream(source)
+    try:
+        yield from get_codec(format_name).decode(recording or source, **options)
+    except DecodeError as error:
+        head = recording.head if recording is not None else bytes(source[:HEAD_BYTES])
+        hint = mismatch_hint(head, format_name)
+        if not hint:
+            raise
+        raise DecodeError(f"{error.message}{hint}", error.problems) from None
 
 
 def encode(format_name: str, document: Any, **options: Any) -> bytes:

@@ -27,20 +27,27 @@ class LinesTooLong(DecodeError):
     """A line (or, with ``keep``, the lines kept since the last take) over the byte limit."""
 
 
-def byte_order_mark(head: bytes, encoding: str, what: str) -> tuple[bytes, str]:
+def byte_order_mark(head: bytes, encoding: str, what: str, codec: str | None = None) -> tuple[bytes, str]:
     """(the byte order mark `head` starts with, the Python codec to read the rest with).
 
     A UTF-8 mark wins over the declared `encoding` (as in the WHATWG Encoding Standard); the
     declared codec's own mark (GB18030's) is returned to be skipped; a UTF-16 mark is a
-    `DecodeError` (the line readers need an ASCII-compatible encoding)."""
-    codec = decoding_for(encoding)
+    `DecodeError` (the line readers need an ASCII-compatible encoding). `codec`: the declared
+    encoding's Python codec, when the caller has it already."""
     if head.startswith(UTF8_BOM):
         return UTF8_BOM, "utf-8"
     if head.startswith(UTF16_BOMS):
         raise DecodeError(f"{what} line 1: the file is UTF-16 (byte order mark); save it as UTF-8")
+    codec = codec or decoding_for(encoding)
     if head.decode(codec, errors="ignore").startswith("\ufeff"):
         return "\ufeff".encode(codec), codec
     return b"", codec
+
+
+def nul_error(what: str, line: int, raw: bytes) -> DecodeError:
+    """A NUL byte in a text line: no text encoding the bus reads has one (a binary or UTF-16 file)."""
+    return DecodeError(f"{what} line {line}: a NUL byte at byte {raw.index(0) + 1} (a binary or UTF-16 "
+                       f"file?)")
 
 
 class LineReader:
@@ -48,7 +55,7 @@ class LineReader:
 
     Parameters: `encoding` (declared, e.g. gbk; a byte order mark at offset 0 is honoured),
     `what` (the format named in errors, e.g. "CSV"), `strict` (True: a line that does not decode
-    is a DecodeError; False: undecodable bytes are replaced), `keep` (keep the
+    or holds a NUL byte is a DecodeError; False: undecodable bytes are replaced), `keep` (keep the
     raw bytes until `take()`), `max_bytes` (the longest line, or with `keep` the most bytes kept,
     default `MAX_LINE_BYTES`; more is `LinesTooLong`), `limit_name` (the option that sets
     `max_bytes`, named in that error)."""
@@ -88,12 +95,16 @@ class LineReader:
         self.offset += len(raw)
         if self.keep:
             self._kept.append(raw)
-        self._kept_bytes += len(raw) if self.keep else 0
-        if (self._kept_bytes if self.keep else len(raw)) > self.max_bytes:
+            self._kept_bytes += len(raw)
+            if self._kept_bytes > self.max_bytes:
+                raise self._too_long()
+        elif len(raw) > self.max_bytes:
             raise self._too_long()
         if at_start:
-            bom, self.encoding = byte_order_mark(raw[:4], self.declared, self.what)
+            bom, self.encoding = byte_order_mark(raw[:4], self.declared, self.what, self.encoding)
             raw = raw[len(bom):]
+        if self.strict and b"\x00" in raw:
+            raise nul_error(self.what, self.line, raw)
         return raw
 
     def text(self, raw: bytes) -> str:

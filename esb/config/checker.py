@@ -182,6 +182,8 @@ class Checker:
             map_path = None
             if isinstance(block.get("map"), str):
                 map_path, _ = self.check_mapping((*path, adapter, "map"), block["map"], "out", canonical_type)
+                if map_path is not None and endpoint is not None:
+                    self.check_mapping_fits((*path, adapter, "map"), endpoint, block.get("system"), map_path)
             destination_filter = self.check_filter((*path, adapter, "filter"), block.get("filter"))
             if endpoint is not None:
                 destinations.append(Destination(name=name, endpoint=endpoint, map=map_path,
@@ -266,6 +268,26 @@ class Checker:
             self.add(path, f'mapping {value} is for canonical type "{mapping.canonical_type}", '
                            f'but the route carries "{canonical_type}"')
         return full, mapping.canonical_type
+
+    def check_mapping_fits(self, path: JsonPath, endpoint: Endpoint, system: Any, mapping_path: str) -> None:
+        """The adapter's `check_mapping` hook: the mapping writes what the target takes."""
+        hook = self.specs[endpoint.adapter].check_mapping
+        if hook is None:
+            return
+        from esb.mapping import load_mapping
+
+        outline = load_mapping(mapping_path, timezone=self.default_timezone()).outline()
+        for sentence in hook(endpoint, self.system_settings(endpoint.adapter, system), outline):
+            self.add(path, sentence)
+
+    def system_settings(self, adapter: str, name: Any) -> dict | None:
+        """The settings of a system for an adapter (defaults filled in), None when there are none;
+        `check_system_reference` reports what is wrong with the reference."""
+        block = self.systems_block.get(name) if isinstance(name, str) else None
+        if not isinstance(block, dict) or not isinstance(block.get(adapter), dict) or \
+                self.is_broken(("systems", name)):
+            return None
+        return self.options(self.specs[adapter].system_schema, block[adapter])
 
     def registry(self):
         """The canonical schemas, loaded once per check."""

@@ -12,17 +12,25 @@ from esb.routes import Config
 from esb.runtime import Runtime
 
 FILE_POLL = 0.5
-"""Seconds between two polls of a file source in the demo (10 s in the shipped routes)."""
-
+"""Seconds between two polls of a polled source (files, SOAP) in the demo (10 s to 1 h in the
+shipped routes), so the demo does not wait for them."""
 
 
 class _DemoRuntime(Runtime):
-    """The runtime, noting the id of every message it accepted, per route."""
+    """The runtime, noting the id of every message it accepted, and how many raw inputs it
+    dead-lettered, per route."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.accepted: dict[str, list[str]] = {route.name: [] for route in self.config.routes}
+        self.raw_dead_letters: dict[str, int] = {route.name: 0 for route in self.config.routes}
         self._accepted_lock = threading.Lock()
+
+    def dead_letter(self, route_name, raw, error):
+        message_id = super().dead_letter(route_name, raw, error)
+        with self._accepted_lock:
+            self.raw_dead_letters[route_name] += 1
+        return message_id
 
     def submit(self, route_name, raw, **keys):
         accepted = super().submit(route_name, raw, **keys)
@@ -33,13 +41,16 @@ class _DemoRuntime(Runtime):
 
 
 def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "") -> Config:
-    """The shipped routes with `environ` pointing them at the simulators; the file poll made fast
+    """The shipped routes with `environ` pointing them at the simulators; every poll made fast
     and, with `prefix`, every route renamed `<prefix><name>` (its queues too)."""
     config = load_config(routes_path, environ)
     routes = []
     for route in config.routes:
         source = route.source
-        if source.adapter == "file":
-            source = dataclasses.replace(source, options={**source.options, "poll": FILE_POLL})
+        if source.options.get("poll"):
+            options = {**source.options, "poll": FILE_POLL}
+            if source.adapter == "file":
+                options["min_age"] = 0  # the simulated WMS renames a finished file into place
+            source = dataclasses.replace(source, options=options)
         routes.append(dataclasses.replace(route, name=prefix + route.name, source=source))
     return dataclasses.replace(config, routes=tuple(routes))

@@ -31,8 +31,9 @@ PLANTS = ("1000", "2000")
 
 
 class SimulatedErp(Simulator):
-    def __init__(self, *, check_auth: Callable[[Any], bool], soap_user: str, soap_password: str):
-        super().__init__("erp", check_auth=check_auth)
+    def __init__(self, *, check_auth: Callable[[Any], bool], soap_user: str, soap_password: str,
+                 host: str = "127.0.0.1", port: int = 0):
+        super().__init__("erp", check_auth=check_auth, host=host, port=port)
         self._soap_credentials = (soap_user, soap_password)
         self._change_log: list[tuple[int, dict]] = []  # (visible after this many polls, revision)
         self._book_stock: dict[str, dict] = {}

@@ -1,10 +1,9 @@
-"""The `Demo`: the simulators and the bus started together, the sample traffic, the wait until every
-flow delivered, and what to print."""
+"""The `Demo`: the simulators and the bus started together, the day's traffic, the wait until every
+flow settled, and the results per flow (what to print is `esb.demo.report`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import secrets
@@ -14,11 +13,12 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 from esb.credentials import Credentials, Principal, digest
 from esb.demo.bus import _DemoRuntime, demo_config
+from esb.demo.erp import SimulatedErp
+from esb.demo.flows import FLOWS, Flow
 from esb.demo.simulator import Call, Simulator
+from esb.demo.traffic import Traffic
 from esb.monitoring import create_app
 from esb.routes import Config
 from esb.runtime import RuntimeOptions
@@ -28,31 +28,40 @@ log = logging.getLogger("esb.demo")
 PROJECT = Path(__file__).resolve().parent.parent.parent
 SHIPPED_ROUTES = PROJECT / "routes.yaml"
 PO_SAMPLE = "mappings/erp/purchase_order.in.cases/two_lines_cartons_and_pieces.input.xml"
-RECEIPT_SAMPLE = "mappings/wms/goods_receipt.in.cases/two_receipts_gbk.input.csv"
-SHIPMENT_SAMPLE = "mappings/wms/shipment_confirmation.in.cases/local_time_lots_and_serials.input.json"
-FLOWS = ("erp-po-to-wms", "wms-receipts-to-erp", "wms-shipments-to-erp")
 DEFAULT_TIMEOUT = 30.0
+"""Seconds `wait()` gives the flows to settle before it reports what it has."""
 
 
 @dataclasses.dataclass
 class FlowResult:
-    name: str  # the shipped route's name
+    flow: Flow
     route: str  # its name on the bus (prefixed on a broker)
-    target: str  # "POST <url>"
     sent: list[str]  # message ids the bus accepted
-    delivered: dict[str, Call]
+    delivered: int  # deliveries (one per message and destination), from the bus's trace
+    dead: int  # dead letters: raw input refused by a polled source, and messages a target refused
+    rejected: int  # inputs answered 4xx, never stored
     retried: int
-    statuses: dict[str, list[int]]
+    calls: dict[str, Call]  # message id -> the first successful call of a simulator that carried it
     note: str = ""
-    dead: bool = False  # a message of it was dead-lettered: waiting longer changes nothing
+
+    @property
+    def name(self) -> str:
+        return self.flow.route
+
+    @property
+    def settled(self) -> bool:
+        """Every message has its outcome: waiting longer changes nothing."""
+        return self.delivered + self.dead >= self.flow.delivered + self.flow.dead
 
     @property
     def ok(self) -> bool:
-        return bool(self.sent) and all(i in self.delivered for i in self.sent)
+        """Delivered, dead-lettered and rejected exactly what the day's traffic should give."""
+        flow = self.flow
+        return (self.delivered, self.dead, self.rejected) == (flow.delivered, flow.dead, flow.rejected)
 
 
 class Demo:
-    """Simulators + bus + traffic. `start()`, `play()`, `wait()`, `summary()`, `stop()`."""
+    """Simulators + bus + traffic. `start()`, `play()`, `wait()`, `stop()`; `esb.demo.report` prints."""
 
     def __init__(self, *, broker_url: str | None = None, port: int = 0, routes_path: Path = SHIPPED_ROUTES,
                  timeout: float = DEFAULT_TIMEOUT, root: Path = PROJECT):
@@ -66,17 +75,20 @@ class Demo:
                      "admin": secrets.token_urlsafe(16)}
         self._erp_token = secrets.token_urlsafe(16)
         self._wms_api_key = secrets.token_urlsafe(16)
+        self._soap_password = secrets.token_urlsafe(16)
         self._tmp = tempfile.TemporaryDirectory(prefix="esb-demo-")
-        self.data_dir = Path(self._tmp.name) / "data"
-        self.export_dir = Path(self._tmp.name) / "wms" / "out"
-        self.erp = Simulator("erp",
-                             check_auth=lambda h: h.get("Authorization") == f"Bearer {self._erp_token}")
+        base = Path(self._tmp.name)
+        self.data_dir = base / "data"
+        self.export_dir = base / "wms" / "out"
+        self.reconciliation_dir = base / "reconciliation"
+        self.erp = SimulatedErp(check_auth=lambda h: h.get("Authorization") == f"Bearer {self._erp_token}",
+                                soap_user="esb", soap_password=self._soap_password)
         self.wms = Simulator("wms", check_auth=lambda h: h.get("X-Api-Key") == self._wms_api_key)
-        self.wms.fail_first.add("/inbound-orders")
+        self.wms.fail_first.add("/asns")  # the WMS is busy at first: the demo shows a retry
         self.runtime: _DemoRuntime | None = None
         self.config: Config | None = None
+        self.traffic: Traffic | None = None
         self.started_at = time.monotonic()
-        self.answers: dict[str, str] = {}  # flow -> what the bus answered the sender
 
     def route(self, flow: str) -> str:
         return self.prefix + flow
@@ -87,24 +99,33 @@ class Demo:
         self.wms.start()
         self.export_dir.mkdir(parents=True)
         environ = {**os.environ, "ERP_URL": self.erp.url, "ERP_TOKEN": self._erp_token,
+                   "ERP_SOAP_URL": self.erp.soap_url, "ERP_SOAP_USER": "esb",
+                   "ERP_SOAP_PASSWORD": self._soap_password,
                    "WMS_URL": self.wms.url, "WMS_API_KEY": self._wms_api_key,
-                   "WMS_EXPORT_DIR": str(self.export_dir), "ESB_BROKER_URL": self.broker_url or ""}
+                   "WMS_EXPORT_DIR": str(self.export_dir), "RECONCILIATION_DIR": str(self.reconciliation_dir),
+                   "ESB_BROKER_URL": self.broker_url or ""}
         self.config = demo_config(self.routes_path, environ, self.prefix)
-        credentials = Credentials()
-        credentials.add(digest(self.keys["erp"]), Principal("erp", frozenset(
-            {f"sender={self.route(FLOWS[0])}"})))
-        credentials.add(digest(self.keys["wms"]), Principal("wms", frozenset(
-            {f"sender={self.route(FLOWS[1])}", f"sender={self.route(FLOWS[2])}"})))
-        credentials.add(digest(self.keys["admin"]), Principal("demo-admin", frozenset({"admin"})))
         options = RuntimeOptions(broker_url=self.broker_url, data_dir=self.data_dir, port=self.port,
-                                 credentials=credentials, transport_options={})
-        self.runtime = _DemoRuntime(self.config, options)
+                                 credentials=self._credentials(), transport_options={})
         try:
+            self.runtime = _DemoRuntime(self.config, options)
             self.runtime.start(app=create_app(self.runtime))
         except BaseException:
             self.stop()
             raise
+        self.traffic = Traffic(root=self.root, bus_url=self.bus_url, route=self.route, keys=self.keys,
+                               export_dir=self.export_dir, erp=self.erp)
         return self
+
+    def _credentials(self) -> Credentials:
+        """A sender key for each system, allowed on the routes it sends to; an admin key."""
+        credentials = Credentials()
+        for system in ("erp", "wms"):
+            roles = {f"sender={route.name}" for route in self.config.routes
+                     if route.source.adapter == "rest" and route.source.system == system}
+            credentials.add(digest(self.keys[system]), Principal(system, frozenset(roles)))
+        credentials.add(digest(self.keys["admin"]), Principal("demo-admin", frozenset({"admin"})))
+        return credentials
 
     def stop(self) -> None:
         if self.runtime is not None:
@@ -128,53 +149,43 @@ class Demo:
         except Exception as error:  # the demo's result stands; say what is left behind
             log.warning("could not delete the demo's queues (%s*): %s", self.prefix, error)
 
-    # --- the traffic ------------------------------------------------------------------------
+    # --- the traffic and its outcome --------------------------------------------------------------
     @property
     def bus_url(self) -> str:
         return self.runtime.server.url
 
     def play(self) -> None:
-        """The ERP posts a PO, the WMS drops a goods-receipt file and posts a shipment confirmation."""
-        self._post(FLOWS[0], self.keys["erp"], (self.root / PO_SAMPLE).read_bytes(), "application/xml")
-        sample = self.root / RECEIPT_SAMPLE
-        hidden = self.export_dir / f".{sample.name}.part"  # written aside, then renamed: as a WMS would
-        hidden.write_bytes(sample.read_bytes())
-        hidden.rename(self.export_dir / "GR_20261130_000123.csv")
-        self.answers[FLOWS[1]] = f"file GR_20261130_000123.csv dropped in {self.export_dir}"
-        self._post(FLOWS[2], self.keys["wms"], (self.root / SHIPMENT_SAMPLE).read_bytes(), "application/json")
-
-    def _post(self, flow: str, key: str, body: bytes, content_type: str) -> None:
-        url = f"{self.bus_url}/in/{self.route(flow)}"
-        try:
-            response = requests.post(url, data=body, headers={"Content-Type": content_type, "X-API-Key": key},
-                                     timeout=30)
-            self.answers[flow] = (f"POST /in/{self.route(flow)} -> {response.status_code} "
-                                  f"{response.text.strip()}")
-        except requests.RequestException as error:
-            self.answers[flow] = f"POST /in/{self.route(flow)} failed: {error}"
+        """The day's traffic through every flow (see `esb.demo.traffic`)."""
+        self.traffic.play()
 
     def results(self) -> list[FlowResult]:
-        targets = {FLOWS[0]: (self.wms, "/inbound-orders"), FLOWS[1]: (self.erp, "/goods-receipts"),
-                   FLOWS[2]: (self.erp, "/goods-issues")}
-        results = []
-        for flow in FLOWS:
-            simulator, path = targets[flow]
-            with self.runtime._accepted_lock:
-                sent = list(self.runtime.accepted.get(self.route(flow), []))
-            delivered = simulator.delivered(path)
-            note = ""
-            if flow == FLOWS[1] and any(self.export_dir.glob("GR_*.csv")):
-                note = "the file is still waiting to be picked up"
-            steps = self._steps(sent)
-            retried = sum(s.count("retried") for s in steps.values())
-            dead = [i for i in sent if "dead_lettered" in steps.get(i, ())]
-            if dead:
-                note = f"{len(dead)} dead-lettered: esb dlq list {self.route(flow)}"
-            results.append(FlowResult(flow, self.route(flow), f"POST {simulator.url}{path}", sent,
-                                      {i: delivered[i] for i in sent if i in delivered},
-                                      retried, {i: simulator.statuses(i) for i in sent}, note,
-                                      dead=bool(dead)))
-        return results
+        return [self._result(flow) for flow in FLOWS]
+
+    def _result(self, flow: Flow) -> FlowResult:
+        route = self.route(flow.route)
+        with self.runtime._accepted_lock:
+            sent = list(self.runtime.accepted.get(route, []))
+            raw_dead = self.runtime.raw_dead_letters.get(route, 0)
+        steps = self._steps(sent)
+
+        def count(step: str) -> int:
+            return sum(trace.count(step) for trace in steps.values())
+
+        calls: dict[str, Call] = {}
+        for system, path in flow.targets:
+            if system in ("erp", "wms"):
+                simulator = self.erp if system == "erp" else self.wms
+                calls.update({i: c for i, c in simulator.delivered(path).items() if i in sent})
+        note = ""
+        if flow.route in ("wms-receipts-to-erp", "wms-stock-to-erp") and self._waiting_files(flow.route):
+            note = "a file is still waiting to be picked up"
+        return FlowResult(flow, route, sent, count("delivered"), count("dead_lettered") + raw_dead,
+                          self.traffic.rejected.get(flow.route, 0) if self.traffic else 0, count("retried"),
+                          calls, note)
+
+    def _waiting_files(self, route: str) -> bool:
+        pattern = "STOCK_*.txt" if route == "wms-stock-to-erp" else "GR_*.csv"
+        return any(self.export_dir.glob(pattern))
 
     def _steps(self, message_ids: list[str]) -> dict[str, list[str]]:
         """The bus's own trace of each message (received, published, retried, delivered, ...)."""
@@ -184,73 +195,20 @@ class Demo:
         return {i: [entry.step for entry in self.runtime.journal.trace(message_id=i)] for i in message_ids}
 
     def wait(self, stop: threading.Event | None = None) -> list[FlowResult]:
-        """Until every flow delivered everything it accepted (the file picked up), the timeout, or
-        `stop` is set (Ctrl-C)."""
+        """Until every flow settled (each message delivered or dead-lettered, the files picked up),
+        the timeout, or `stop` is set (Ctrl-C)."""
         deadline = time.monotonic() + self.timeout
         stop = stop or threading.Event()
         while True:
             results = self.results()
-            if all(r.ok and not r.note or r.dead for r in results) or time.monotonic() > deadline:
+            if all(r.settled and not r.note for r in results) or time.monotonic() > deadline:
                 return results
             if stop.wait(0.1):
                 return results
 
-    # --- what to print ----------------------------------------------------------------------
-    def summary(self, results: list[FlowResult]) -> str:
-        where = (f"RabbitMQ {_redacted(self.broker_url)} (routes prefixed {self.prefix})" if self.broker_url
-                 else f"embedded transport {self.data_dir / 'transport.sqlite'}")
-        lines = [f"esb demo: the shipped routes on {where}", ""]
-        for result in results:
-            lines.append(f"{result.name}: {'DELIVERED' if result.ok else 'NOT DELIVERED'}")
-            lines.append(f"  sender:    {self.answers.get(result.name, '(nothing sent)')[:160]}")
-            lines.append(f"  target:    {result.target}")
-            lines.append(f"  sent {len(result.sent)}, delivered {len(result.delivered)}, "
-                         f"retried {result.retried}" + (f" ({result.note})" if result.note else ""))
-            for message_id in result.sent:
-                call = result.delivered.get(message_id)
-                if call is None:
-                    lines.append(f"  - {message_id}  not delivered")
-                    continue
-                statuses = result.statuses.get(message_id) or [call.status]
-                answers = ", then ".join(str(status) for status in statuses)
-                lines.append(f"  - {message_id}  answered {answers} (id {call.answered_id})")
-                lines.append(f"      received: {_excerpt(call.body)}")
-            lines.append("")
-        delivered = sum(r.ok for r in results)
-        elapsed = time.monotonic() - self.started_at
-        lines.append(f"{delivered} of {len(results)} flows delivered in {elapsed:.1f} s")
-        return "\n".join(lines)
-
-    def directions(self) -> str:
-        """What to try while the demo runs."""
-        bus = self.bus_url
-        return "\n".join([
-            f"bus:        {bus}   (inbound: POST {bus}/in/<route>)",
-            f"dashboard:  {bus}/dashboard   (admin key: {self.keys['admin']})",
-            f"metrics:    {bus}/metrics   admin API: {bus}/api/routes",
-            f"ERP (sim):  {self.erp.url}   what it received: GET {self.erp.url}/_received",
-            f"WMS (sim):  {self.wms.url}   what it received: GET {self.wms.url}/_received",
-            f"WMS export dir (drop GR_*.csv files here): {self.export_dir}",
-            f"keys:       ERP sender {self.keys['erp']}   WMS sender {self.keys['wms']}",
-            "try:        curl -H 'X-API-Key: " + self.keys["erp"] + "' -H 'Content-Type: application/xml' "
-            f"--data-binary @{PO_SAMPLE} {bus}/in/{self.route(FLOWS[0])}",
-            "Ctrl-C stops the demo.",
-        ])
-
-
-def _excerpt(body: bytes, limit: int = 150) -> str:
-    try:
-        text = json.dumps(json.loads(body), ensure_ascii=False, separators=(",", ":"))
-    except ValueError:
-        text = body.decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _redacted(url: str) -> str:
-    from esb.transport.rabbitmq import redacted
-
-    return redacted(url)
+    def received_files(self) -> list[Path]:
+        """What the bus wrote into the reconciliation directory."""
+        return sorted(self.reconciliation_dir.glob("*.json")) if self.reconciliation_dir.is_dir() else []
 
 
 def port_free(host: str, port: int) -> bool:

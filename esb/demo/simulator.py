@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from esb.web import HttpServer
+from esb.http_server import HttpServer
 
 
 @dataclasses.dataclass
@@ -28,17 +28,16 @@ class Simulator:
     """A small system on loopback: records every call to `/<name>/<path>` (POST or PUT) and answers
     201 with its own id (the same id again for a repeated Idempotency-Key).
 
-    `fail_first`: paths whose first call is answered 503; `refuse(path, body)`: a reason to answer
-    422 (the system's own business check), or None; `app`: the Flask app, for more views."""
+    `fail_first`: paths whose first call is answered 503; `app`: the Flask app, for more views."""
 
-    def __init__(self, name: str, *, check_auth: Callable[[Any], bool]):
+    def __init__(self, name: str, *, check_auth: Callable[[Any], bool], host: str = "127.0.0.1",
+                 port: int = 0):
         self.name = name
         self.calls: list[Call] = []
         self.lock = threading.Lock()
         self._ids: dict[tuple[str, str], str] = {}  # (path, idempotency key) -> the id answered
         self._counter = 0
         self.fail_first: set[str] = set()  # paths whose first call is answered 503
-        self.refuse: Callable[[str, bytes], str | None] = lambda path, body: None
         app = self.app = Flask(f"demo-{name}")
         self._check_auth = check_auth
 
@@ -53,7 +52,7 @@ class Simulator:
                                  "id": c.answered_id, "body": c.body.decode("utf-8", "replace")}
                                 for c in self.calls])
 
-        self.server = HttpServer(app, port=0, threads=4)
+        self.server = HttpServer(app, host=host, port=port, threads=4)
         self.url = f"{self.server.url}/{name}"
 
     def _receive(self, path: str):
@@ -71,10 +70,6 @@ class Simulator:
             if earlier:
                 self.calls.append(Call(self.name, path, 200, key, body, earlier))
                 return jsonify(id=earlier, duplicate=True), 200
-            reason = self.refuse(path, body)
-            if reason:
-                self.calls.append(Call(self.name, path, 422, key, body))
-                return jsonify(error="unprocessable", message=reason), 422
             answered = self.next_id()
             if key:
                 self._ids[(path, key)] = answered

@@ -100,6 +100,8 @@ class SoapService:
                     continue
                 if isinstance(one, dict):
                     node.append(self.element(name, **one))
+                elif isinstance(one, bool):
+                    etree.SubElement(node, f"{{{self.namespace}}}{name}").text = "true" if one else "false"
                 else:
                     etree.SubElement(node, f"{{{self.namespace}}}{name}").text = str(one)
         return node

@@ -4,12 +4,16 @@ The file (YAML)::
 
     direction: in                 # in: source format -> canonical; out: canonical -> target format
     canonical_type: purchase_order   # produced (in) or consumed (out); a type of the schema registry
-    timezone: Asia/Shanghai       # zone of local times without an offset (default UTC)
+    timezone: Asia/Shanghai       # zone of local times without an offset (default: the one given
+                                  # to load_mapping, settings.timezone; else UTC)
     input:                        # "in": the source format and its codec options (esb/codecs)
       format: xml                 # json | xml | csv | fixedwidth
       repeat: [E1EDP01]           # (codec option) elements that are always lists
+      root: [ORDERS05, ZORDERS05] # (codec option) accepted roots, keyed by the first
       split: ORDERS05.IDOC        # JMESPath: one document per item it finds
-      group_by: receipt_no        # CSV/fixed-width: one document per run of rows with this value
+      per: record                 # CSV/fixed-width: record (default), group, or file (one document)
+      group_by: receipt_no        # one document per run of rows with this value
+      group_sorted: false         # with group_by: a document's rows may be anywhere in the input
       group_starts_with: H        # fixed-width: a record of this type starts a document
     output: {format: json}        # "out": the target format and its codec options
     tables:                       # code tables: text code -> value
@@ -19,8 +23,9 @@ The file (YAML)::
       to_each: {CT: 12, EA: 1}
     fields: {...}                 # the output document, field by field
 
-A grouped document is ``{"key", "header": first record, "records": [...]}``; each record keeps
-its source line under ``__line__`` (and its record type under ``__type__``).
+A grouped document (and the ``per: file`` one) is ``{"key", "header": first record, "records":
+[...]}``; each record keeps its source line under ``__line__`` (and its record type under
+``__type__``): the line in the file, also when the input is a part of it (`SourceInfo.line`).
 
 A field is a JMESPath expression (``order_number: E1EDK01.BELNR``) or a mapping of:
 
@@ -29,7 +34,8 @@ A field is a JMESPath expression (``order_number: E1EDK01.BELNR``) or a mapping 
 - ``each: <expression>`` with ``fields: {...}`` or ``item: <field>``: a list, one output item per
   source item (a single non-list item counts as a list of one); ``when`` then filters items;
 - ``required`` (default true, false when a ``default`` is given): a required field with no value
-  is an error; an optional one is left out when empty (null, blank text, [] or {});
+  is an error; an optional one is left out when empty (null, blank text, [] or {}) or when its
+  expression meets null (``join(', ', missing)``);
 - ``default``: the output value when the source is missing or empty (not converted);
 - ``when: <expression>``: keep the field only when the expression is true (JMESPath truth);
 - conversions, applied in this order: ``strip_leading_zeros`` (SAP ALPHA: digits only),
@@ -45,10 +51,14 @@ zone); datetimes are RFC 3339 with the offset (a local time gets the mapping's z
 
 Expressions are JMESPath, compiled once when the file is loaded (the common node types into
 Python closures). Added functions: ``root()`` (the whole input document, to reach the header
-from inside ``each``), ``as_list(x)``, ``concat(a, b, ...)`` (null counts as ""),
+from inside ``each``), ``as_list(x)``, ``concat(a, b, ...)`` (null counts as "", spaces kept),
 ``coalesce(a, b, ...)`` (first non-empty), ``lower``, ``upper``, ``trim``, ``split(text, sep)``,
-``replace(text, old, new)``; ``to_number`` gives a Decimal for text with a fraction. JMESPath
-literals in backquotes are floats: write exact constants with ``value:``.
+``replace(text, old, new)``, ``substring(text, start, length?)``, ``pad_left``/``pad_right(text,
+width, pad?)``, ``regex_replace(text, pattern, replacement)``, ``matches(text, pattern)``,
+``strip_zeros(code)``; source metadata: ``source_file()``, ``source_line(record?)``,
+``received_at()``, ``now()``; ``to_number`` gives a Decimal for text with a fraction. JMESPath
+literals in backquotes are floats: write exact constants with ``value:``. The README's mapping
+reference lists them all with examples.
 
 A failure raises `MappingError` naming the mapping file and, for every field that failed, the
 target path (``lines[2].quantity``: the index is the source item's), the value, the expression
@@ -63,7 +73,8 @@ The package, one concern a module:
 - `esb.mapping.yamlfile`: the YAML reader that keeps lines; `esb.mapping.compiler`: YAML -> nodes,
   every problem with its line;
 - `esb.mapping.grouping`: CSV / fixed-width records into documents;
-- `esb.mapping.loader`: the `Mapping` object, `load_mapping` (cached) and `check_mapping`.
+- `esb.mapping.loader`: the `Mapping` object, `load_mapping` (cached) and `check_mapping`;
+- `esb.mapping.outline`: what a mapping writes, field by field, for checks against a target.
 
 A new expression function is a method of `MappingFunctions`; what the functions may know about
 the input besides the document (its file name, line, received time) is a field of `InputScope`,

@@ -74,12 +74,19 @@ NO_SOURCE = SourceInfo()
 class InputScope:
     """The input being mapped, as the functions see it: ``with InputScope(document, source): ...``."""
 
-    __slots__ = ("document", "source", "started_at", "_token")
+    __slots__ = ("document", "source", "_started_at", "_token")
 
     def __init__(self, document: Any, source: SourceInfo | None = None) -> None:
         self.document = document  # the whole input document: root()
         self.source = source or NO_SOURCE
-        self.started_at = _now()  # now(): one instant for every field of the document
+        self._started_at: str | None = None
+
+    @property
+    def started_at(self) -> str:
+        """now(): one instant for every field of the document (taken when first asked for)."""
+        if self._started_at is None:
+            self._started_at = _now()
+        return self._started_at
 
     def __enter__(self) -> InputScope:
         self._token = _CURRENT_SCOPE.set(self)

@@ -15,6 +15,7 @@ from esb.mapping.compiler import CompiledMapping, compile_file
 from esb.mapping.functions import InputScope, SourceInfo, is_empty
 from esb.mapping.grouping import grouped
 from esb.mapping.nodes import OMIT, Run
+from esb.mapping.outline import Outline, outline_of
 from esb.problems import Problem
 
 
@@ -83,6 +84,10 @@ class Mapping:
         """decode + apply: every output document of one input (file, request body)."""
         for document in self.decode(raw, source):
             yield self.apply(document, source)
+
+    def outline(self) -> Outline:
+        """What this mapping writes, field by field (see `esb.mapping.outline`)."""
+        return Outline(self.path, outline_of(self._root), self._output_format, dict(self._output))
 
     def encode(self, document: dict) -> bytes:
         """The output document as bytes: the target format ("out"), canonical JSON ("in")."""

@@ -102,7 +102,15 @@ class ValueNode:
         try:
             if self.when is not None and not _holds(self.when, context):
                 return OMIT
-            value = raw = self.constant if self.source is None else self._search(context)
+            if self.source is None:
+                value = raw = self.constant
+            else:
+                try:
+                    value = raw = self.source.search(context)
+                except NullInput:  # an optional field whose expression met null has no value
+                    if self.required and self.default is UNSET:
+                        raise
+                    value = raw = None
             if not is_empty(value):
                 for step in self.steps:
                     value = step(value, context)
@@ -119,15 +127,6 @@ class ValueNode:
             run.problem(join_path(prefix, self.name), "a value (the field is required)",
                         got + _line_of(context))
         return OMIT
-
-    def _search(self, context: Any) -> Any:
-        """The source's value; None when it met null and the field may be left out."""
-        try:
-            return self.source.search(context)
-        except NullInput:
-            if self.required and self.default is UNSET:
-                raise
-            return None
 
 
 def _holds(condition: Expression, context: Any) -> bool:

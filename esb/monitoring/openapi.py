@@ -33,6 +33,7 @@ def _operation(
         responses["503"] = _answer("The broker cannot be reached", "Error")
     operation: dict[str, Any] = {
         "summary": f"{summary} (role: {role})",
+        "x-esb-role": role,  # the role the operation needs, for the role-matrix test
         "responses": responses,
         "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in parameters],
     }

@@ -16,6 +16,7 @@ import requests
 
 from esb.config import load_config
 from esb.credentials import Credentials
+from esb.http_server import HttpLimits
 from esb.monitoring import create_app
 from esb.runtime import Runtime, RuntimeOptions
 from tests.conftest import PROJECT
@@ -68,16 +69,23 @@ class HostileBus:
         return socket.create_connection((self.host, self.port), timeout=10)
 
 
-@pytest.fixture(scope="package")
-def hostile_bus(tmp_path_factory) -> Iterator[HostileBus]:
-    data_dir = tmp_path_factory.mktemp("hostile-bus")
+def start_hostile_bus(data_dir: Path, limits: HttpLimits | None = None) -> HostileBus:
+    """The bus of `ROUTES` on the embedded transport in `data_dir`, serving on a free port, no
+    consumers (also the bus `bench/hostile` attacks, in a process of its own)."""
     options = RuntimeOptions(broker_url=None, data_dir=data_dir, port=0, consumers=False,
-                             credentials=Credentials.from_environment({"ESB_API_KEYS": API_KEYS}))
+                             credentials=Credentials.from_environment({"ESB_API_KEYS": API_KEYS}),
+                             http_limits=limits or HttpLimits())
     runtime = Runtime(load_config(ROUTES, {}), options)
     runtime.start(app=create_app(runtime))
     server = runtime.server
-    yield HostileBus(runtime, server.url, server.host, server.port)
-    runtime.stop()
+    return HostileBus(runtime, server.url, server.host, server.port)
+
+
+@pytest.fixture(scope="package")
+def hostile_bus(tmp_path_factory) -> Iterator[HostileBus]:
+    bus = start_hostile_bus(tmp_path_factory.mktemp("hostile-bus"))
+    yield bus
+    bus.runtime.stop()
 
 
 def unique(prefix: str) -> str:

@@ -143,11 +143,12 @@ class Bus:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def submit(self, raw, *, idempotency_key=None, message_id=None) -> Accepted:
+        with self.lock:
+            self.calls.append(idempotency_key)
         prepared = self.pipeline.prepare(raw.body, idempotency_key=idempotency_key, message_id=message_id)
         if self.delay:
             threading.Event().wait(self.delay)
         with self.lock:
-            self.calls.append(idempotency_key)
             if idempotency_key in self.keys:
                 return Accepted((self.keys[idempotency_key],), duplicate=True)
             if self.unavailable_after is not None and len(self.stored) >= self.unavailable_after:

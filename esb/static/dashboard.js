@@ -1,0 +1,102 @@
+// The dashboard's script, a file of its own: the Content-Security-Policy allows no inline script.
+"use strict";
+const REFRESH_SECONDS = 5;
+let key = sessionStorage.getItem("esb-key") || "";
+let admin = false;
+let previous = {};  // route -> {delivered, at}: throughput is the delivered count's rate between refreshes
+let timer = null;
+
+function api(path, options = {}) {
+  const headers = Object.assign({"Authorization": "Bearer " + key}, options.headers || {});
+  return fetch(path, Object.assign({}, options, {headers})).then(async (response) => {
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.message || response.statusText);
+    return body;
+  });
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text === null || text === undefined ? "–" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+function render(body) {
+  const tbody = document.querySelector("#routes tbody");
+  tbody.replaceChildren();
+  const now = Date.now() / 1000;
+  for (const route of body.routes) {
+    const counters = route.counters || {};
+    const delivered = counters.delivered || 0;
+    const before = previous[route.name];
+    const rate = before && now > before.at ? (delivered - before.delivered) / (now - before.at) : null;
+    previous[route.name] = {delivered, at: now};
+    const row = tbody.insertRow();
+    row.dataset.route = route.name;
+    cell(row, route.name);
+    cell(row, route.state, "state-" + route.state);
+    cell(row, rate === null ? null : rate.toFixed(2), "number");
+    cell(row, delivered, "number");
+    cell(row, (counters.rejected || 0) + (counters.dead_lettered || 0), "number errors");
+    cell(row, counters.retried || 0, "number retries");
+    cell(row, route.dead_letter_depth, "number dlq-depth");
+    const last = route.last_error;
+    cell(row, last ? `${last.at} ${last.destination || ""} ${last.step}: ${last.detail || ""}` : null, "error");
+    if (admin) {
+      const actions = row.insertCell();
+      const button = document.createElement("button");
+      button.textContent = "Replay DLQ";
+      button.className = "replay";
+      button.disabled = !route.dead_letter_depth;
+      button.addEventListener("click", () => replayAll(route.name));
+      actions.appendChild(button);
+    }
+  }
+  document.querySelector("#routes").hidden = false;
+  document.querySelectorAll(".admin-only").forEach((e) => { e.hidden = !admin; });
+  document.querySelector("#status").textContent =
+    `Broker ${body.broker_connected ? "connected" : "NOT connected"} · updated ${new Date().toLocaleTimeString()}` +
+    ` · refreshes every ${REFRESH_SECONDS} s`;
+}
+
+async function replayAll(route) {
+  if (!confirm(`Replay every dead letter of route ${route}?`)) return;
+  const message = document.querySelector("#message");
+  try {
+    const done = await api(`/api/routes/${encodeURIComponent(route)}/dead-letters/replay`, {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({all: true})});
+    message.textContent = `Replayed ${done.count} message(s) of ${route}.` + (done.reason ? ` ${done.reason}` : "");
+  } catch (error) {
+    message.textContent = `Replay failed: ${error.message}`;
+  }
+  refresh();
+}
+
+async function refresh() {
+  try {
+    render(await api("/api/routes"));
+  } catch (error) {
+    document.querySelector("#status").textContent = `Could not load the routes: ${error.message}`;
+  }
+}
+
+async function begin() {
+  try {
+    admin = (await api("/api/whoami")).admin;
+  } catch (error) {
+    document.querySelector("#status").textContent = `Key refused: ${error.message}`;
+    return;
+  }
+  sessionStorage.setItem("esb-key", key);
+  await refresh();
+  clearInterval(timer);
+  timer = setInterval(refresh, REFRESH_SECONDS * 1000);
+}
+
+document.querySelector("#login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  key = document.querySelector("#key").value.trim();
+  begin();
+});
+if (key) begin();
