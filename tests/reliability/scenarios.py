@@ -46,12 +46,13 @@ def kill_a_worker(directory: Path, broker_url: str | None, count: int, *, kills:
 def broker_connections_closed(directory: Path, broker_url: str, count: int, *, times: int = 3,
                               clients: int = 8) -> Result:
     """The broker closes the bus's connections (`rabbitmqctl close_connection`) `times` times."""
-    seconds = 4.0 * (times + 1)  # paced, so that documents are still being sent after each close
+    spacing = 6.0  # seconds between two closes; rabbitmqctl itself takes one to three of them
+    seconds = spacing * (times + 1)  # paced, so that documents are still being sent after each close
     with running(directory, broker_url) as (target, bus):
         senders = Senders(bus, count, clients=clients, rate=count / seconds).start()
         faults = []
         for time_ in range(times):
-            time.sleep(max(0.0, senders.started + 4.0 * (time_ + 1) - time.monotonic()))
+            time.sleep(max(0.0, senders.started + spacing * (time_ + 1) - time.monotonic()))
             assert bus.close_broker_connections() > 0, "found no connection of the bus to close"
             faults.append(time.monotonic())  # once closed: rabbitmqctl itself takes a second or two
         result = settle(f"broker closes the connections ×{times}", senders, target, bus)
