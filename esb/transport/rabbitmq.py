@@ -343,6 +343,10 @@ class RabbitMQTransport(Transport):
                 log.error("esb: %s", error)
             except Exception as error:  # broker down, refused, network: retry with backoff
                 self._last_error = error
+                if isinstance(error, LOGIN_REFUSED) and not self.connections:
+                    # wrong user or password at start: retrying cannot help, say so at once
+                    self._start_error = BrokerUnavailable(login_refused(self.url, error))
+                    break
                 log.warning("esb: broker not reachable at %s: %s", redacted(self.url), describe(error))
             if self._stopping or self._start_error is not None:
                 break
@@ -982,6 +986,16 @@ def redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+LOGIN_REFUSED = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError,
+                 pika.exceptions.ProbableAccessDeniedError)
+"""pika's ways of saying the broker refused the user, the password or the virtual host."""
+
+
+def login_refused(url: str, error: BaseException) -> str:
+    return (f"the broker at {redacted(url)} refused the login ({describe(error)}); check the user, "
+            f"password and virtual host of the broker URL (ESB_BROKER_URL or settings.broker_url)")
 
 
 def unreachable(url: str, error: BaseException | None) -> str:
