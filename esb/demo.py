@@ -391,7 +391,7 @@ def _excerpt(body: bytes, limit: int = 150) -> str:
 
 
 def _redacted(url: str) -> str:
-    from esb.transport.rabbitmq import redacted
+    from esb.transport.rabbitmq_connection import redacted
 
     return redacted(url)
 

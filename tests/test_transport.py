@@ -22,7 +22,8 @@ from esb.transport.headers import (
     failure_headers,
     replay_headers,
 )
-from esb.transport.rabbitmq import AckTracker, redacted
+from esb.transport.rabbitmq_connection import redacted
+from esb.transport.rabbitmq_consuming import AckTracker
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
 
