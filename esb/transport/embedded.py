@@ -63,6 +63,7 @@ from esb.transport.contract import (
     DEFAULT_STOP_TIMEOUT,
     DeadLetter,
     Handler,
+    QueueStats,
     Transport,
     TransportEvents,
     dead_letter_queues,
@@ -318,7 +319,7 @@ class EmbeddedTransport(Transport):
         return self._consumers.paused(route)
 
     # --- statistics and dead letters (work without start(), from any thread or process) -----
-    def queue_stats(self) -> dict[str, tuple[int, int]]:
+    def queue_stats(self) -> QueueStats:
         """{queue: (messages, consumers)} like RabbitMQ's, for metrics and the admin API.
 
         Retries wait in their work queue here (`available_at` in the future), so the messages
@@ -326,7 +327,7 @@ class EmbeddedTransport(Transport):
         this process's (other processes sharing the file are not seen)."""
         ready, waiting = self._store.counts()
         consumers = {c.queue_name: 0 if c.paused else 1 for c in self._consumers}
-        stats: dict[str, tuple[int, int]] = {}
+        stats: QueueStats = {}
         seen_retry: set[str] = set()
         for spec in self.topology.queues:
             if spec.kind == RETRY:

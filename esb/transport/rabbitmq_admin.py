@@ -1,6 +1,6 @@
-"""The admin half of the RabbitMQ transport: declare the topology, browse, replay and purge
-dead letters, each on a short-lived blocking connection, so it works without `start()` and from
-any thread (the CLI, the admin API).
+"""The admin half of the RabbitMQ transport: declare the topology, read queue statistics, browse,
+replay and purge dead letters, each on a short-lived blocking connection, so it works without
+`start()` and from any thread (the CLI, the admin API).
 
 Browsing takes messages with basic.get without acking them; closing the channel puts them back
 in their places. A replay publishes the copy (confirmed, mandatory) before it acks the dead letter.
@@ -15,7 +15,7 @@ import pika
 import pika.exceptions
 
 from esb.transport import names
-from esb.transport.contract import DeadLetter, dead_letter_queues
+from esb.transport.contract import DeadLetter, QueueStats, dead_letter_queues
 from esb.transport.errors import BrokerUnavailable, PublishNacked, TransportError, Unroutable
 from esb.transport.headers import replay_headers
 from esb.transport.rabbitmq_connection import blocking, declare_topology, unreachable
@@ -24,7 +24,8 @@ from esb.transport.topology import Topology
 
 
 class RabbitMQAdmin:
-    """`declare` and the dead-letter methods of `RabbitMQTransport`, which sets the attributes below."""
+    """`declare`, `queue_stats` and the dead-letter methods of `RabbitMQTransport` (which sets the
+    attributes below)."""
 
     url: str
     topology: Topology
@@ -37,6 +38,20 @@ class RabbitMQAdmin:
             declare_topology(self._admin_parameters, self.topology)
         except pika.exceptions.AMQPConnectionError as error:
             raise BrokerUnavailable(unreachable(self.url, error)) from None
+
+    def queue_stats(self) -> QueueStats:
+        """Passive declares on one short-lived connection; a missing queue is left out."""
+        stats: QueueStats = {}
+        with blocking(self._admin_parameters, self.url) as connection:
+            channel = connection.channel()
+            for spec in self.topology.queues:
+                try:
+                    method = channel.queue_declare(spec.name, passive=True).method
+                except pika.exceptions.ChannelClosedByBroker:  # not declared yet: the channel is gone
+                    channel = connection.channel()
+                    continue
+                stats[spec.name] = (method.message_count, method.consumer_count)
+        return stats
 
     def dead_letters(self, route: str, destination: str | None = None, *,
                      limit: int | None = None) -> list[DeadLetter]:
