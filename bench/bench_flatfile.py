@@ -77,7 +77,7 @@ def main() -> None:
         path = inbox / "big.csv"
         write_file(path, arguments.lines)
         size = path.stat().st_size
-        source = FileSource(Endpoint("file", {"dir": str(inbox), "complete_when": "rename", "per": "record",
+        source = FileSource(Endpoint("file", {"dir": str(inbox), "min_age": 0, "per": "record",
                                               "encoding": "gbk"}), None, "bench")
         source.start(SourceContext(route="bench", submit=submit, add_url_rule=lambda *a, **k: None,
                                    data_dir=Path(temporary) / "data", dead_letter=lambda raw, error: None))

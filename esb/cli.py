@@ -95,10 +95,10 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
     from esb import jsonfmt
     from esb.errors import ConfigError, InputError
-    from esb.mapping import load_mapping
+    from esb.mapping import SourceInfo, load_mapping
 
     try:
-        mapping = load_mapping(args.mapping)
+        mapping = load_mapping(args.mapping, timezone=args.timezone)
     except ConfigError as error:
         return _fail(f"{args.mapping} cannot be used:\n" + "\n".join(f"  {p}" for p in error.problems))
     registry = None
@@ -116,9 +116,10 @@ def _cmd_map(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             raw = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
-            for document in mapping.decode(raw):
+            source = SourceInfo(file=None if args.input == "-" else os.path.basename(args.input))
+            for document in mapping.decode(raw, source):
                 canonical = document if mapping.direction == "out" else None
-                result = mapping.apply(document)
+                result = mapping.apply(document, source)
                 canonical = result if canonical is None else canonical
                 if registry is not None:
                     registry.validate(args.validate, canonical)
@@ -335,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument("mapping", help="mapping file (YAML)")
     mapper.add_argument("input", help="input file (as the mapping's input format says), or - for stdin")
     mapper.add_argument("--validate", metavar="TYPE", help="validate each result against this canonical type")
+    mapper.add_argument("--timezone", metavar="ZONE",
+                        help="IANA zone of local times for a mapping without a timezone of its own (default "
+                             "UTC; the bus uses settings.timezone)")
 
     runner = command("run", "run the bus: inbound endpoints, pollers, consumers and monitoring", _cmd_run)
     runner.add_argument("--broker", help="broker URL (default: $ESB_BROKER_URL, then settings.broker_url)")

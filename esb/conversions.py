@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,12 @@ from zoneinfo import ZoneInfo
 class ConversionError(ValueError):
     """A value could not be converted; the message says what was expected."""
 
+
+MAX_DIGITS = 28
+"""Most digits a decimal may have written out in full (``1e-3``, ``0.001``, has 3). 28 is the
+precision of Python's default decimal context, within which arithmetic and rounding stay exact;
+`1e400`, a 4,000-digit integer or a 5,000-digit fraction is refused here, and each canonical
+schema bounds its quantities and amounts far lower (SAP QUAN 13,3, CURR 15,2)."""
 
 _DECIMAL = re.compile(r"^([+-]?)(\d+(?:[.,]\d*)?|[.,]\d+)([+-]?)$")
 
@@ -26,7 +32,7 @@ def to_decimal(value: Any, separator: str = "auto") -> Decimal:
     if isinstance(value, Decimal):
         return normalized(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value)
+        return normalized(Decimal(value))
     if isinstance(value, float):
         return normalized(Decimal(repr(value)))
     if not isinstance(value, str):
@@ -38,17 +44,42 @@ def to_decimal(value: Any, separator: str = "auto") -> Decimal:
     digits = match[2]
     if separator == "." and "," in digits or separator == "," and "." in digits:
         raise ConversionError(f'a decimal number with "{separator}" as the decimal separator')
+    if len(digits) > 2 * MAX_DIGITS + 2:  # long text is refused before it becomes a number
+        raise ConversionError(_TOO_MANY_DIGITS)
     sign = "-" if "-" in (match[1] + match[3]) else ""
     return normalized(Decimal(sign + digits.replace(",", ".")))
 
 
+_TOO_MANY_DIGITS = f"a decimal number of at most {MAX_DIGITS} digits"
+
+
 def normalized(number: Decimal) -> Decimal:
-    """12.000 -> 12, 12.50 -> 12.5, without turning 1200 into 1.2E+3."""
+    """12.000 -> 12, 12.50 -> 12.5, without turning 1200 into 1.2E+3; ConversionError for a number
+    that is not finite or has more than `MAX_DIGITS` digits written out."""
     if not number.is_finite():
         raise ConversionError("a finite decimal number")
-    if number == number.to_integral_value():
-        return number.quantize(Decimal(1))
-    return number.normalize()
+    if not number:
+        return Decimal(0)
+    if _written_digits(number) > MAX_DIGITS:
+        raise ConversionError(_TOO_MANY_DIGITS)
+    try:
+        if number == number.to_integral_value():
+            return number.quantize(Decimal(1))
+        return number.normalize()
+    except InvalidOperation:  # not reached within MAX_DIGITS; a 422 all the same, never a 500
+        raise ConversionError(_TOO_MANY_DIGITS) from None
+
+
+def _written_digits(number: Decimal) -> int:
+    """Digits of a non-zero finite number written out without an exponent, trailing zeros after
+    the point or a zero before it (``120.50`` -> 4, ``0.001`` -> 3, ``1E-400`` -> 400); exact,
+    unlike `Decimal.normalize`, which rounds to the context's precision first."""
+    _, coefficient, exponent = number.as_tuple()
+    significant = len(coefficient)
+    while exponent < 0 and significant > 1 and coefficient[significant - 1] == 0:
+        significant -= 1
+        exponent += 1
+    return max(significant + exponent, 0) + max(-exponent, 0)
 
 
 def to_integer(value: Any) -> int:
@@ -57,8 +88,9 @@ def to_integer(value: Any) -> int:
         return value
     try:
         number = to_decimal(value)
-    except ConversionError:
-        raise ConversionError("an integer") from None
+    except ConversionError as error:
+        bound = f" of at most {MAX_DIGITS} digits" if str(error) == _TOO_MANY_DIGITS else ""
+        raise ConversionError(f"an integer{bound}") from None
     if number != number.to_integral_value():
         raise ConversionError("an integer (without a fraction)")
     return int(number)

@@ -3,7 +3,8 @@
 Convention: beside ``mappings/<system>/<name>.<direction>.yaml`` is a folder
 ``<name>.<direction>.cases/`` holding, per case ``<case>``:
 
-- ``<case>.input.<ext>``: the input (any extension: .xml, .csv, .json, .txt ...);
+- ``<case>.input.<ext>``: the input (any extension: .xml, .csv, .json, .txt ...); its name is
+  what ``source_file()`` gives;
 - and one of
   - ``<case>.expected.json``: the expected output document (a JSON object), or a JSON array of
     every document the input yields (grouped CSV, several IDOCs); numbers compare as Decimals,
@@ -100,7 +101,7 @@ def _expectation(folder: Path, name: str) -> Path | None:
 
 def run_case(case: MappingCase) -> CaseResult:
     """Run one case; never raises for a failing case (the result says why)."""
-    from esb.mapping import load_mapping
+    from esb.mapping import SourceInfo, load_mapping
 
     if case.expected is None:
         return CaseResult(case, False, f"no {case.name}.expected.* or {case.name}.error.txt next to the "
@@ -111,7 +112,7 @@ def run_case(case: MappingCase) -> CaseResult:
         return CaseResult(case, False, f"the mapping file has problems:\n{error}")
     try:
         with case.input.open("rb") as stream:
-            documents = list(mapping.run(stream))
+            documents = list(mapping.run(stream, SourceInfo(file=case.input.name)))
             outputs = [mapping.encode(document) for document in documents] if _expects_bytes(case) else []
     except InputError as error:
         if case.expects_error:

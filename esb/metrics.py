@@ -64,6 +64,8 @@ DEAD_LETTERED = Counter("esb_messages_dead_lettered", "Messages moved to a dead-
                         ["route", "destination", "reason"])
 REJECTED = Counter("esb_messages_rejected", "Inbound input refused (decode, mapping, validation, ...)",
                    ["route", "reason"])
+FILES_SET_ASIDE = Counter("esb_files_set_aside", "Input files a polled source moved to its error folder "
+                          "(or could not move: reason unmovable), per route and reason", ["route", "reason"])
 INBOUND_SECONDS = Histogram("esb_inbound_seconds", "Seconds from inbound input to the broker's confirms",
                             ["route"], buckets=LATENCY_BUCKETS)
 PROCESSING_SECONDS = Histogram("esb_processing_seconds", "Seconds a destination's handler took to deliver",
@@ -103,6 +105,11 @@ def rejected(route: str, error: BaseException) -> None:
 def raw_dead_lettered(route: str) -> None:
     """A polled source's refused raw input was stored in the route's inbound dead-letter queue."""
     DEAD_LETTERED.labels(route, INBOUND, "input").inc()
+
+
+def file_set_aside(route: str, reason: str) -> None:
+    """A polled source set one input file aside (`refused`, `empty`, `not_regular`, `error`, ...)."""
+    FILES_SET_ASIDE.labels(route, reason).inc()
 
 
 def observe_inbound(route: str, seconds: float) -> None:

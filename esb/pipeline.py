@@ -1,6 +1,7 @@
 """The route pipeline of DESIGN.md, without the broker or any adapter:
 
-- inbound: raw payload -> decode -> map -> validate -> filter -> envelopes (then the runtime
+- inbound: raw payload -> decode -> map -> split (esb.splitter, when the route has `split:`) ->
+  validate -> filter -> envelopes (then the runtime
   publishes them, confirmed, to every destination);
 - outbound: envelope -> map to the target format -> bytes for the sink.
 
@@ -9,17 +10,21 @@ Input problems raise `esb.errors.InputError` subclasses that list every problem 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jmespath
 
 from esb import jsonfmt
-from esb.envelope import Envelope
+from esb.codecs import DEFAULT_MAX_DEPTH
+from esb.envelope import Envelope, now_rfc3339
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
+from esb.mapping.functions import SourceInfo
 from esb.routes import Destination, Route
 from esb.schemas import DocumentKeys, default_registry
+from esb.splitter import split_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +62,21 @@ class InboundPipeline:
             d.name: jmespath.compile(d.filter) if d.filter else None for d in route.destinations
         }
 
-    def prepare(self, body: bytes, *, idempotency_key: str | None = None) -> list[PreparedMessage]:
+    def prepare(self, body: bytes, *, idempotency_key: str | None = None,
+                metadata: dict[str, Any] | None = None,
+                message_id: str | None = None) -> list[PreparedMessage]:
         """Every message the input makes, in order; raises InputError before anything is published,
         so an input is taken whole or not at all. A message that no filter lets through has no
-        destinations: it is accepted (and traced as filtered), not published."""
-        documents = self._decode_and_map(body)
+        destinations: it is accepted (and traced as filtered), not published. ``metadata`` is the
+        source's (`RawMessage.metadata`): the mapping's source_file() and source_line() read it.
+
+        `message_id` (a UUID) is the id of the message when the input makes one, and the seed of
+        the ids (`uuid5(message_id, index)`) when it makes several: a source that reads the same
+        input again (a table row after a crash) then makes messages with the same ids."""
+        received_at = now_rfc3339()
+        documents = self._split(self._decode_and_map(body, SourceInfo.from_metadata(metadata, received_at)))
         prepared, problems = [], []
-        for index, payload in enumerate(documents):
+        for index, (part, payload) in enumerate(documents):
             try:
                 if self.route.validate:
                     self.validate(self.route.validate, payload, self.route.schema_version)
@@ -71,22 +84,32 @@ class InboundPipeline:
                 problems.extend(_prefixed(error.problems, index, len(documents)) or
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
-            envelope = self._envelope(payload, idempotency_key, index, len(documents))
+            envelope = self._envelope(payload, idempotency_key, index, len(documents), received_at, part)
+            if message_id is not None:
+                envelope = replace(envelope, id=message_id if len(documents) == 1
+                                   else str(uuid.uuid5(uuid.UUID(message_id), str(index))))
             prepared.append(PreparedMessage(envelope, self._destinations_for(envelope)))
         if problems:
             raise ValidationError(f"not a valid {self.route.validate}", problems)
         return prepared
 
-    def _decode_and_map(self, body: bytes) -> list[dict]:
+    def _decode_and_map(self, body: bytes, source: SourceInfo) -> list[dict]:
         if self.mapping is not None:
-            return list(self.mapping.run(body))
+            return list(self.mapping.run(body, source))
         try:
-            document = jsonfmt.loads(body)
+            document = jsonfmt.loads(body, max_depth=DEFAULT_MAX_DEPTH)
         except ValueError as error:
             raise DecodeError(f"not valid JSON: {error}") from None
         return document if isinstance(document, list) else [document]
 
-    def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int) -> Envelope:
+    def _split(self, documents: list[dict]) -> list[tuple[str | None, dict]]:
+        """(part, document): the part is the split value (None when the route does not split)."""
+        if self.route.split is None:
+            return [(None, document) for document in documents]
+        return [pair for document in documents for pair in split_document(document, self.route.split)]
+
+    def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int,
+                  received_at: str, part: str | None = None) -> Envelope:
         keys = self.keys
         number = payload.get(keys.document_number) if keys.document_number else None
         if idempotency_key and count > 1:
@@ -94,13 +117,15 @@ class InboundPipeline:
         elif not idempotency_key and number is not None:
             revision = payload.get(keys.revision, 0) if keys.revision else 0
             idempotency_key = f"{self.source}:{self.message_type}:{number}:{revision}"
+            if part is not None:  # the parts of a split document share its number
+                idempotency_key += f":{self.route.split.by}={part}"
         occurred_at = payload.get(keys.occurred_at) if keys.occurred_at else None
         if not (isinstance(occurred_at, str) and "T" in occurred_at):
             occurred_at = None  # only a date-time is a point in time; the envelope then has none
         return Envelope(type=self.message_type, payload=payload, source=self.source,
                         schema_version=self.route.schema_version,
                         correlation_id=str(number) if number is not None else None,
-                        occurred_at=occurred_at, idempotency_key=idempotency_key)
+                        occurred_at=occurred_at, received_at=received_at, idempotency_key=idempotency_key)
 
     def _destinations_for(self, envelope: Envelope) -> tuple[str, ...]:
         view = envelope.to_dict()
@@ -120,7 +145,8 @@ class OutboundPipeline:
     def render(self, envelope: Envelope) -> bytes:
         if self.mapping is None:
             return envelope.amqp_body()
-        return self.mapping.encode(self.mapping.apply(envelope.payload))
+        source = SourceInfo(received_at=envelope.received_at)
+        return self.mapping.encode(self.mapping.apply(envelope.payload, source))
 
 
 def _prefixed(problems: list[FieldProblem], index: int, count: int) -> list[FieldProblem]:

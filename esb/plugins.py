@@ -30,7 +30,7 @@ from esb.durations import duration_option
 from esb.errors import NotFound
 from esb.problems import unknown
 
-BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile")
+BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table")
 ENTRY_POINT_GROUP = "esb.adapters"
 
 DEFAULT_TIMEOUT = 30.0
@@ -46,7 +46,10 @@ class RawMessage:
 
     body: bytes
     content_type: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)  # file name, line, HTTP headers, ...
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """What the source knows: "file" (the file name) and "line" (the line of the file on which a
+    part's first record is; the mapping's source_file() and source_line() read them), HTTP
+    headers, ..."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,9 @@ class Accepted:
 
 
 Submit = Callable[..., Accepted]
-"""`submit(raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted`, given to sources.
+"""`submit(raw: RawMessage, *, idempotency_key: str | None = None, message_id: str | None = None)
+-> Accepted`, given to sources. `message_id` (a UUID) makes the message ids repeatable: a source
+that may read the same input twice (a table row after a crash) derives it from what it read.
 
 Returns after the broker confirmed every message made from `raw`. Raises `esb.errors.InputError`
 (decode, mapping or validation problems: nothing was published) or `esb.errors.Unavailable`
@@ -81,6 +86,10 @@ class SourceContext:
     """For polled sources: store a raw payload that `submit` refused (InputError) in the route's
     dead-letter queue with its error, confirmed, so it can be replayed once fixed. Raises
     `esb.errors.Unavailable` when it could not be stored (then keep the input and try later)."""
+    set_aside: Callable[[str], None] | None = None
+    """For polled sources: count one input set aside (a file moved to an error folder, or one
+    that could not even be moved); the argument is the reason (`refused`, `empty`, `unreadable`,
+    `not_regular`, `error`, `unmovable`, ...), a metric label."""
 
 
 class Source:
@@ -98,6 +107,10 @@ class Source:
     def stop(self) -> None:
         """Called once at shutdown; release files, connections."""
 
+    def readiness(self) -> str | None:
+        """None while the source can work, else a sentence for `/readyz` (a database that is down)."""
+        return None
+
 
 class Sink:
     """Delivers one message to a target system, or raises `Retryable` / `Permanent`."""
@@ -108,6 +121,10 @@ class Sink:
 
     def close(self) -> None:
         """Called once at shutdown."""
+
+    def readiness(self) -> str | None:
+        """None while the sink can deliver, else a sentence for `/readyz`."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +146,9 @@ class AdapterSpec:
     source_factory: Callable[..., Any] | None = None
     sink_factory: Callable[..., Any] | None = None
     check: Callable[..., list[str]] | None = None  # extra checks: (endpoint, system, base_dir) -> sentences
+    connect_check: Callable[..., list[str]] | None = None
+    """`esb check --connect`: (endpoint, system_settings, role "source"|"sink") -> sentences about the
+    running target (a missing table or column, a server that does not answer)."""
 
     @property
     def can_source(self) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esb.retry import RetryPolicy
+from esb.splitter import Split
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Route:
     validate: str | None = None  # canonical type
     schema_version: int = 1
     filter: str | None = None  # JMESPath over the envelope ({payload, type, ...}); falsy = skip
+    split: Split | None = None  # one document per value of a field of its lines (esb.splitter)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. {"queue_type": "quorum"}
     line: int = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 import uuid
@@ -114,10 +115,18 @@ class Runtime:
 
     # --- building ---------------------------------------------------------------------------
     def _inbound_pipeline(self, route: Route) -> InboundPipeline:
-        mapping = _load_mapping(route.map)
+        mapping = self._load_mapping(route.map)
         return InboundPipeline(route, mapping=mapping, validate=self._validate,
                                source=route.source.system or route.source.adapter,
                                document_keys=self._document_keys)
+
+    def _load_mapping(self, path: str | None) -> Any:
+        if not path:
+            return None
+        from esb.mapping import load_mapping
+
+        return load_mapping(path, timezone=self.config.settings.get("timezone"),
+                            name=mapping_name(path, self.config.path))
 
     def _system_settings(self, adapter: str, system: str | None) -> dict | None:
         if not system:
@@ -131,7 +140,7 @@ class Runtime:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
         sink = spec.sink_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system))
         self.sinks.append(sink)
-        mapping = _load_mapping(destination.map)
+        mapping = self._load_mapping(destination.map)
         outbound = OutboundPipeline(destination, mapping=mapping)
         output_format = getattr(mapping, "output_format", None) or "json"
         content_type = codecs.content_type(output_format)
@@ -155,7 +164,8 @@ class Runtime:
         context = SourceContext(route=route.name, submit=partial(self.submit, route.name),
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
-                                dead_letter=partial(self.dead_letter, route.name))
+                                dead_letter=partial(self.dead_letter, route.name),
+                                set_aside=partial(metrics.file_set_aside, route.name))
         source.start(context)
         self.sources.append(source)
         if source.poll_interval:
@@ -214,11 +224,13 @@ class Runtime:
         self._stopped.wait()
 
     # --- inbound ----------------------------------------------------------------------------
-    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
+    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
+               message_id: str | None = None) -> Accepted:
         """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
         started = time.perf_counter()
         try:
-            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key)
+            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
+                                                          metadata=raw.metadata, message_id=message_id)
         except InputError as error:
             self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
                                 detail=str(error)[:2000])
@@ -316,8 +328,10 @@ class Runtime:
 
     # --- readiness --------------------------------------------------------------------------
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        """The checks `/readyz` runs: the broker, the journal, the pollers."""
-        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready}
+        """The checks `/readyz` runs: the broker, the journal, the pollers, and what the sources and
+        sinks say of their own connections (`Source.readiness`, `Sink.readiness`)."""
+        return {"broker": self._broker_ready, "journal": self._journal_ready, "pollers": self._pollers_ready,
+                "adapters": self._adapters_ready}
 
     def _broker_ready(self) -> str | None:
         # the transport declares its topology on every (re)connect, before it reports connected
@@ -329,13 +343,19 @@ class Runtime:
             return f"{len(polled)} polling sources but the scheduler is not running"
         return None
 
+    def _adapters_ready(self) -> str | None:
+        checks = [getattr(part, "readiness", None) for part in (*self.sources, *self.sinks)]
+        problems = [problem for check in checks if check is not None and (problem := check())]
+        return "; ".join(dict.fromkeys(problems)) or None
+
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
 
 
-def _load_mapping(path: str | None) -> Any:
-    if not path:
-        return None
-    from esb.mapping import load_mapping
-
-    return load_mapping(path)
+def mapping_name(path: str, config_path: str) -> str:
+    """A mapping as its errors name it: its path relative to the routes file's directory without
+    `.yaml` (`mappings/wms/shipment_confirmation.in`), or its file name when it lies outside."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(config_path)))
+    if relative.startswith(os.pardir):
+        relative = os.path.basename(path)
+    return relative.replace(os.sep, "/").removesuffix(".yaml").removesuffix(".yml")

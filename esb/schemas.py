@@ -31,6 +31,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
@@ -341,6 +342,8 @@ def _expected(kind: str, details: dict, subschema: dict, message: str) -> str:
     if kind in _COMPARISONS:
         noun = "an integer" if subschema.get("type") == "integer" else "a number"
         return f"{noun} {_COMPARISONS[kind]} {_number(details['limit'])}"
+    if kind == "multipleOf":
+        return _multiple_of(details["multiple_of"])
     if kind == "enum":
         return "one of " + ", ".join(str(option) for option in details["options"])
     if kind == "const":
@@ -366,6 +369,14 @@ def _expected(kind: str, details: dict, subschema: dict, message: str) -> str:
     if kind == "falseSchema":
         return "no value here"
     return message
+
+
+def _multiple_of(step: Any) -> str:
+    """"a number with at most 3 decimal places" for 0.001; "a multiple of 5" otherwise."""
+    _, digits, exponent = Decimal(repr(step)).normalize().as_tuple()
+    if digits == (1,) and isinstance(exponent, int) and exponent < 0:
+        return f"a number with at most {-exponent} decimal place{'s' if exponent != -1 else ''}"
+    return f"a multiple of {_number(step)}"
 
 
 def _number(value: Any) -> str:

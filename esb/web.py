@@ -84,8 +84,13 @@ class HttpServer:
                     channel.close()
             self._server.close()  # the listening socket and the trigger; the loop then ends
 
-        if self._thread.is_alive():
-            self._server.trigger.pull_trigger(close_everything)
+        try:
+            alive = self._thread.is_alive()
+            if alive:
+                self._server.trigger.pull_trigger(close_everything)
+        except OSError:  # the loop closed its trigger on its way out: nothing left to wake
+            alive = False
+        if alive:
             self._thread.join(timeout=5)
         else:
             self._server.close()

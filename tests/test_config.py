@@ -104,13 +104,14 @@ def test_a_route_without_retry_gets_the_default_policy():
 def test_a_typo_in_a_key_is_reported_with_did_you_mean():
     assert problems_of("key_typo.yaml") == [
         (7, 'routes[0].rets: unknown key "rets" (did you mean "retry"?); known: description, filter, from, '
-            "map, name, queue_type, retry, schema_version, to, validate"),
+            "map, name, queue_type, retry, schema_version, split, to, validate"),
     ]
 
 
 def test_an_unknown_adapter_is_reported_with_did_you_mean():
     assert problems_of("unknown_adapter.yaml") == [
-        (5, 'routes[0].from.rst: unknown adapter "rst" (did you mean "rest"?); known: file, rest, soap'),
+        (5, 'routes[0].from.rst: unknown adapter "rst" (did you mean "rest"?); '
+            'known: file, rest, soap, table'),
     ]
 
 

@@ -23,13 +23,16 @@ from esb.routes import Endpoint
 DATA = Path(__file__).resolve().parent / "data" / "flatfile"
 
 
-class Crash(Exception):
-    """Stands for the worker dying in the middle of a file."""
+class Crash(BaseException):
+    """Stands for the worker dying in the middle of a file (not an error of the file: a
+    BaseException, as SystemExit or KeyboardInterrupt are)."""
 
 
 class Bus:
     """A `submit` like the runtime's: decode and map with a real Mapping (InputError for bad input),
-    de-duplicate by idempotency key, and record what was published and dead-lettered."""
+    store the key and metadata as UTF-8 (as the idempotency store and message headers do),
+    de-duplicate by idempotency key, answer no ids for input that makes no message, and record
+    what was published, dead-lettered and set aside."""
 
     def __init__(self, mapping: str | None = None, *, crash_after: int | None = None,
                  unavailable_after: int | None = None):
@@ -40,6 +43,7 @@ class Bus:
         self.published: list[tuple[str, list[dict], dict]] = []  # (key, documents, metadata)
         self.keys: set[str] = set()
         self.dead: list[tuple[RawMessage, BaseException]] = []
+        self.set_aside: list[str] = []
         self.lock = threading.Lock()
 
     def submit(self, raw: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
@@ -50,6 +54,9 @@ class Bus:
             if self.unavailable_after is not None and self.calls > self.unavailable_after:
                 raise Unavailable("broker down")
             documents = list(self.mapping.run(raw.body)) if self.mapping else []
+            json.dumps([idempotency_key, raw.metadata], ensure_ascii=False).encode("utf-8")
+            if self.mapping and not documents:
+                return Accepted(())
             if idempotency_key in self.keys:
                 return Accepted(("first",), duplicate=True)
             self.keys.add(idempotency_key)
@@ -57,20 +64,21 @@ class Bus:
             return Accepted((str(len(self.published)),))
 
     def dead_letter(self, raw: RawMessage, error: BaseException) -> None:
+        json.dumps(raw.metadata, ensure_ascii=False).encode("utf-8")
         self.dead.append((raw, error))
 
     def context(self, data_dir: Path) -> SourceContext:
         return SourceContext(route="files", submit=self.submit, add_url_rule=lambda *a, **k: None,
-                             data_dir=data_dir, dead_letter=self.dead_letter)
+                             data_dir=data_dir, dead_letter=self.dead_letter, set_aside=self.set_aside.append)
 
     @property
     def documents(self) -> list[dict]:
         return [document for _, documents, _ in self.published for document in documents]
 
 
-def make_source(directory: Path, bus: Bus, **options) -> FileSource:
-    options = {"dir": str(directory), "complete_when": "rename", **options}
-    source = FileSource(Endpoint("file", options), None, "files")
+def make_source(directory: Path, bus: Bus, clock=None, **options) -> FileSource:
+    options = {"dir": str(directory), "min_age": 0, **options}
+    source = FileSource(Endpoint("file", options), None, "files", **({"clock": clock} if clock else {}))
     source.start(bus.context(directory.parent / "data"))
     return source
 
@@ -193,13 +201,13 @@ def test_an_empty_file_goes_to_error_with_a_report_and_nothing_is_dead_lettered(
     assert (inbox / "error" / "empty.csv").exists()
 
 
-def test_a_file_with_only_a_header_is_processed_with_no_message(inbox):
+def test_an_empty_file_is_processed_with_empty_file_ignore(inbox):
     bus = Bus("stock_lines.in.yaml")
-    (inbox / "header_only.csv").write_bytes(b"sku,qty,description\r\n")
+    (inbox / "empty.csv").write_bytes(b"")
 
-    make_source(inbox, bus, per="record").poll()
+    make_source(inbox, bus, per="record", empty_file="ignore").poll()
 
-    assert bus.published == [] and (inbox / "processed" / "header_only.csv").exists()
+    assert bus.published == [] and (inbox / "processed" / "empty.csv").exists()
 
 
 # --- per file, per group -----------------------------------------------------------------------
@@ -270,35 +278,6 @@ def test_a_group_larger_than_max_file_bytes_stops_the_file_with_a_report(inbox):
 
 
 # --- when a file is complete -------------------------------------------------------------------
-
-def test_size_stable_takes_a_file_on_the_second_scan_with_the_same_size(inbox):
-    bus = Bus("stock_lines.in.yaml")
-    source = make_source(inbox, bus, complete_when="size-stable", per="record")
-    path = inbox / "growing.csv"
-    path.write_bytes(b"sku,qty,description\nA1,1,one\n")
-
-    source.poll()
-    with open(path, "ab") as handle:
-        handle.write(b"A2,2,two\n")
-    source.poll()
-    assert bus.published == []
-    source.poll()
-
-    assert [d["sku"] for d in bus.documents] == ["A1", "A2"]
-
-
-def test_done_marker_waits_for_the_marker_and_removes_it(inbox):
-    bus = Bus("stock_lines.in.yaml")
-    source = make_source(inbox, bus, complete_when="done-marker", per="record")
-    drop(inbox, "bad_quantity.csv", "a.csv")
-
-    source.poll()
-    assert bus.calls == 0
-    (inbox / "a.csv.done").touch()
-    source.poll()
-
-    assert bus.calls == 3 and not (inbox / "a.csv.done").exists()
-
 
 def test_dot_files_and_names_outside_the_pattern_are_left_alone(inbox):
     bus = Bus("stock_lines.in.yaml")
@@ -472,6 +451,8 @@ def test_a_20000_line_file_is_streamed_record_by_record(inbox):
     ({"per": "group", "format": "fixedwidth", "group_by": "x"}, "use group_starts_with"),
     ({"encoding": "klingon"}, "unknown encoding"),
     ({"name_template": "{id"}, "a placeholder is"),
+    ({"done_file": "ready"}, "with {name} or {stem}"),
+    ({"done_file": "done/{name}"}, "with {name} or {stem}"),
 ])
 def test_options_that_do_not_fit_together_are_reported(options, expected):
     problems = check_endpoint(Endpoint("file", {"dir": "/x", **options}), None, "/")

@@ -119,3 +119,17 @@ def test_an_idoc_goes_through_the_shipped_mapping():
     idoc = PROJECT / "mappings" / "erp" / "purchase_order.in.cases" / "two_lines_cartons_and_pieces.input.xml"
     [message] = pipeline(route(), mapping).prepare(idoc.read_bytes())
     assert message.envelope.correlation_id == "4500012345" and message.envelope.payload["warehouse"] == "WH1"
+
+
+def test_a_given_message_id_is_the_id_of_the_one_message_and_the_seed_of_several():
+    seed = "6f1c1b8e-3c1d-4d59-9a53-1c1e0f6f3a10"
+    second = {**ORDER, "order_number": ORDER["order_number"] + "-2"}
+
+    [one] = pipeline(route()).prepare(body(ORDER), message_id=seed)
+    several = pipeline(route()).prepare(body(ORDER, second), message_id=seed)
+    again = pipeline(route()).prepare(body(ORDER, second), message_id=seed)
+
+    assert one.envelope.id == seed
+    ids = [message.envelope.id for message in several]
+    assert len(set(ids)) == 2 and seed not in ids
+    assert ids == [message.envelope.id for message in again]

@@ -111,11 +111,26 @@ def test_decimal_quantities_are_validated_as_numbers(registry):
     order = purchase_order(registry)
     order["lines"][0]["quantity"] = Decimal("0.1") + Decimal("0.2")
     order["lines"][1]["quantity"] = Decimal("0")
-    order["lines"][2]["quantity"] = Decimal("123456789012345678901234567890.123456789")
+    order["lines"][2]["quantity"] = Decimal("9999999999.999")  # the largest SAP QUAN 13,3 holds
     registry.validate("purchase_order", order)
 
 
-@pytest.mark.parametrize("amount", ["-0.000001", "-1E-30", "-123456789012345678901234567890.5"])
+@pytest.mark.parametrize(("amount", "expected"), [
+    ("10000000000", "a number <= 9999999999.999"),
+    ("123456789012345678901234567890", "a number <= 9999999999.999"),
+    ("0.0005", "a number with at most 3 decimal places"),
+    ("1E-400", "a number with at most 3 decimal places"),
+    ("0." + "1" * 5000, "a number with at most 3 decimal places"),
+])
+def test_a_quantity_beyond_13_digits_with_3_decimals_is_refused_naming_the_bound(registry, amount, expected):
+    order = purchase_order(registry)
+    order["lines"][0]["quantity"] = Decimal(amount)
+    with pytest.raises(ValidationError) as caught:
+        registry.validate("purchase_order", order)
+    assert [(p.path, p.expected) for p in caught.value.problems] == [("lines[0].quantity", expected)]
+
+
+@pytest.mark.parametrize("amount", ["-0.001", "-1", "-9999999999.5"])
 def test_a_negative_decimal_quantity_fails_however_small(registry, amount):
     order = purchase_order(registry)
     order["lines"][0]["quantity"] = Decimal(amount)

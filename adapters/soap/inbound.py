@@ -112,12 +112,7 @@ class SoapInboundSource(Source):
                       f"the envelope's namespace {namespace!r} is not SOAP {version}'s")
             raise SoapFault(reason, code="VersionMismatch")
         _check_must_understand(envelope, namespace)
-        body_element = envelope.find(f"{{{namespace}}}Body")
-        element = None if body_element is None else next(
-            (child for child in body_element if isinstance(child.tag, str)), None)
-        if element is None:
-            raise SoapFault("the SOAP Body is empty: it must hold the operation's request element")
-        return version, envelope, element
+        return version, envelope, _request_element(envelope, namespace)
 
     def _authorize(self, envelope: Any, version: str) -> None:
         """The caller's key from a header, HTTP basic or a WS-Security UsernameToken; a Refusal
@@ -196,6 +191,21 @@ def parse_envelope(data: bytes) -> Any:
     if etree.QName(root).localname != "Envelope":
         raise SoapFault(f"the body is not a SOAP envelope (its root is {etree.QName(root).localname})")
     return root
+
+
+def _request_element(envelope: Any, namespace: str) -> Any:
+    """The one element of the envelope's one Body: two Bodies, or a second element beside the call
+    (WS-I Basic Profile R2201), would be a part the bus silently drops, so each is a Client fault."""
+    bodies = envelope.findall(f"{{{namespace}}}Body")
+    if len(bodies) != 1:
+        raise SoapFault(f"a SOAP envelope holds exactly one Body, this one holds {len(bodies)}")
+    elements = [child for child in bodies[0] if isinstance(child.tag, str)]
+    if not elements:
+        raise SoapFault("the SOAP Body is empty: it must hold the operation's request element")
+    if len(elements) > 1:
+        raise SoapFault(f"the SOAP Body holds {len(elements)} elements: it must hold the operation's "
+                        "request element alone")
+    return elements[0]
 
 
 def _check_must_understand(envelope: Any, namespace: str) -> None:

@@ -23,9 +23,9 @@ import zeep.helpers
 
 from adapters.soap.client import OperationCaller
 from esb import jsonfmt
-from esb.atomicfile import atomic_write
 from esb.errors import InputError, Permanent, Retryable, Unavailable
 from esb.plugins import RawMessage, Source, SourceContext
+from esb.watermarks import WatermarkFile
 
 log = logging.getLogger("esb.adapters.soap")
 
@@ -49,7 +49,7 @@ class SoapPollSource(Source):
     def start(self, context: SourceContext) -> None:
         self._context = context
         self.watermarks = WatermarkFile(Path(context.data_dir) / "watermarks" / f"soap-{self.route}.json",
-                                        self.operation)
+                                        {"operation": self.operation})
 
     def poll(self) -> None:
         try:
@@ -173,29 +173,3 @@ def _order(value: Any) -> tuple:
     if moment is not None and moment.tzinfo is not None:
         return (1, moment.timestamp(), text)
     return (2, text)
-
-
-class WatermarkFile:
-    """The highest watermark seen by a poll, in a JSON file replaced atomically and durably
-    (`esb.atomicfile.atomic_write`)."""
-
-    def __init__(self, path: Path, operation: str):
-        self.path = path
-        self.operation = operation
-
-    def load(self) -> Any:
-        try:
-            document = jsonfmt.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except ValueError as error:  # fetching everything again is safe: records are de-duplicated
-            log.warning("watermark file %s is unreadable (%s); polling from the start", self.path, error)
-            return None
-        if not isinstance(document, dict) or document.get("operation") != self.operation:
-            return None
-        return document.get("watermark")
-
-    def save(self, value: Any) -> None:
-        body = jsonfmt.dump_bytes({"operation": self.operation, "watermark": value,
-                                   "saved_at": datetime.now().astimezone().isoformat()})
-        atomic_write(self.path, body)

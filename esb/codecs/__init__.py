@@ -23,6 +23,11 @@ from importlib import import_module
 from types import ModuleType
 from typing import Any, BinaryIO
 
+DEFAULT_MAX_DEPTH = 64
+"""Deepest nesting a JSON or XML input may have (arrays and objects, or elements), option
+`max_depth` of those codecs: a business document is a few levels deep, and a limit keeps a
+hostile one from exhausting the stack (a 400 naming the limit, never a RecursionError)."""
+
 LINE_KEY = "__line__"
 """Key of a CSV / fixed-width record that holds the (1-based) line the record starts on."""
 

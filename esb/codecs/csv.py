@@ -18,14 +18,12 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, BinaryIO
 
-from esb.codecs import LINE_KEY, UTF8_BOM, as_stream, decoding_for, encoding_hint
+from esb.codecs import LINE_KEY, as_stream
+from esb.codecs.lines import LineReader
 from esb.errors import DecodeError
 
 MEDIA_TYPES = ("text/csv",)
 """Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
-
-MAX_LINE_BYTES = 1024 * 1024
-"""Longest physical line accepted, in bytes (a file with no newlines is not a CSV file)."""
 
 OPTIONS = {
     "encoding": "text encoding of the file (default utf-8; a UTF-8 BOM is always understood)",
@@ -43,7 +41,7 @@ def decode(source: bytes | BinaryIO, *, encoding: str = "utf-8", delimiter: str 
            header: bool = True, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
     if not header and not columns:
         raise ValueError("a CSV file without a header row needs 'columns'")
-    lines = _TextLines(as_stream(source), encoding)
+    lines = LineReader(as_stream(source), encoding, what="CSV")
     reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, strict=True)
     names = list(columns) if columns else None
     skip_header = header
@@ -60,10 +58,10 @@ def decode(source: bytes | BinaryIO, *, encoding: str = "utf-8", delimiter: str 
         yield record
 
 
-def _rows(reader: Any, lines: _TextLines) -> Iterator[tuple[list[str], int]]:
+def _rows(reader: Any, lines: LineReader) -> Iterator[tuple[list[str], int]]:
     """(fields, first line) for each non-blank record."""
     while True:
-        start = lines.number + 1
+        start = lines.line + 1
         try:
             row = next(reader)
         except StopIteration:
@@ -80,44 +78,6 @@ def _header(row: list[str], line: int) -> list[str]:
     if duplicates:
         raise DecodeError(f"CSV line {line}: the header names {', '.join(duplicates)} more than once")
     return names
-
-
-class _TextLines:
-    """The decoded lines of a binary stream, counting them; decode errors name the line."""
-
-    def __init__(self, stream: BinaryIO, encoding: str):
-        self.stream = stream
-        self.declared = encoding
-        self.encoding = decoding_for(encoding)
-        self.number = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        raw = self.stream.readline(MAX_LINE_BYTES)
-        if not raw:
-            raise StopIteration
-        self.number += 1
-        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise DecodeError(f"CSV line {self.number}: longer than {MAX_LINE_BYTES} bytes")
-        if self.number == 1:
-            raw = self._first_line(raw)
-        try:
-            text = raw.decode(self.encoding)
-        except UnicodeDecodeError as error:
-            hint = encoding_hint(raw, self.declared)
-            raise DecodeError(f"CSV line {self.number}: not valid {self.declared} "
-                              f"(byte {raw[error.start]:#04x} at column {error.start + 1}){hint}") from None
-        return text.removeprefix("\ufeff") if self.number == 1 else text
-
-    def _first_line(self, raw: bytes) -> bytes:
-        if raw.startswith(UTF8_BOM):
-            self.encoding = "utf-8"  # the byte order mark wins over the declared encoding
-            return raw[len(UTF8_BOM):]
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise DecodeError("CSV line 1: the file is UTF-16 (byte order mark); save it as UTF-8")
-        return raw
 
 
 # --- encoding ------------------------------------------------------------------------------

@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, BinaryIO
 
-from esb.codecs import LINE_KEY, RECORD_TYPE_KEY, UTF8_BOM, as_stream, decoding_for, encoding_hint
+from esb.codecs import LINE_KEY, RECORD_TYPE_KEY, as_stream, encoding_hint
+from esb.codecs.lines import LineReader
 from esb.errors import DecodeError
 
 MEDIA_TYPES = ("text/plain",)
 """Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
-
-MAX_LINE_BYTES = 1024 * 1024
 
 OPTIONS = {
     "encoding": "text encoding (default utf-8)",
@@ -149,19 +148,14 @@ def _fields(specs: Any, where: str) -> tuple[Field, ...]:
 def decode(source: bytes | BinaryIO, *, encoding: str = "utf-8", allow_short_lines: bool = False,
            **layout_options: Any) -> Iterator[dict[str, Any]]:
     layout = build_layout(layout_options)
-    text_encoding = decoding_for(encoding)
-    stream = as_stream(source)
-    number = 0
-    while raw := stream.readline(MAX_LINE_BYTES):
-        number += 1
-        if number == 1 and raw.startswith(UTF8_BOM):
-            raw, text_encoding = raw[len(UTF8_BOM):], "utf-8"
+    lines = LineReader(as_stream(source), encoding, what="fixed-width")
+    while raw := lines.read_line():
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
         if not layout.bytes_mode:
-            line = _decode_text(line, text_encoding, number, encoding)
-        yield _record(layout, line, number, text_encoding, encoding, allow_short_lines)
+            line = _decode_text(line, lines.encoding, lines.line, encoding)
+        yield _record(layout, line, lines.line, lines.encoding, encoding, allow_short_lines)
 
 
 def _decode_text(raw: bytes, text_encoding: str, number: int, declared: str, what: str = "") -> str:

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from esb.codecs import read_limited
+from esb.codecs import DEFAULT_MAX_DEPTH, read_limited
 from esb.errors import DecodeError
 
 MEDIA_TYPES = ("application/xml", "text/xml")
@@ -38,7 +38,11 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 OPTIONS = {
     "repeat": "element names that always become lists, even when they occur once (default none)",
     "max_bytes": f"largest accepted input in bytes (default {DEFAULT_MAX_BYTES})",
-    "root": "encode: wrap the document in an element of this name (default: the document's one key)",
+    "max_depth": f"deepest nesting of elements accepted, the root being 1 (default {DEFAULT_MAX_DEPTH})",
+    "root": "decode: the root element names accepted, one or a list (an IDoc's basic type and its "
+            "extensions: [ORDERS05, ZORDERS05]); the document is then keyed by the first, so one mapping "
+            "reads them all (default: any root, keyed by its own name). encode: wrap the document in an "
+            "element of this name (default: the document's one key)",
     "namespace": "encode: default namespace URI of the output (default none)",
     "encoding": "encode: output encoding (default utf-8)",
     "declaration": "encode: write the <?xml ...?> declaration (default true)",
@@ -58,33 +62,67 @@ def safe_parser(resolver: etree.Resolver | None = None) -> etree.XMLParser:
     return parser
 
 
-def safe_root(data: bytes) -> Any:
-    """The root element of untrusted XML; DecodeError for malformed XML, a DOCTYPE or an entity."""
+def safe_root(data: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """The root element of untrusted XML; DecodeError for malformed XML, a DOCTYPE, an entity or
+    elements nested deeper than `max_depth` (libxml2 itself stops at 256)."""
     if b"<!DOCTYPE" in data[:4096] or b"<\x00!\x00D\x00O\x00C" in data[:8192]:
         raise DecodeError("XML with a DOCTYPE is refused (DTDs and entities are not allowed)")
     try:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
         line, column = error.position
+        if "Excessive depth" in error.msg:  # libxml2's own limit, 256, is above ours
+            raise DecodeError(f"XML elements nested deeper than {max_depth} levels (max_depth), at line "
+                              f"{line}") from None
         raise DecodeError(f"malformed XML at line {line}, column {column}: {error.msg}") from None
     if root is None:
         raise DecodeError("empty XML document")
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise DecodeError("XML with a DOCTYPE is refused (DTDs and entities are not allowed)")
+    _check_depth(root, max_depth)
     return root
 
 
-def decode(source: bytes | BinaryIO, *, repeat: Iterable[str] = (),
-           max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Any]:
+def _check_depth(root: Any, max_depth: int) -> None:
+    depth = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        if depth > max_depth:
+            raise DecodeError(f"XML elements nested deeper than {max_depth} levels (max_depth), at line "
+                              f"{element.sourceline}")
+
+
+def option_problems(options: dict[str, Any]) -> list[str]:
+    """What is wrong with the options a mapping gives (for the mapping checker), as sentences."""
+    root = options.get("root")
+    if root is not None and not (isinstance(root, str) and root or isinstance(root, list) and root
+                                 and all(isinstance(name, str) and name for name in root)):
+        return [f"root is an element name or a list of them ([ORDERS05, ZORDERS05]), not {root!r}"]
+    return []
+
+
+def decode(source: bytes | BinaryIO, *, repeat: Iterable[str] = (), max_bytes: int = DEFAULT_MAX_BYTES,
+           root: str | list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH) -> Iterator[Any]:
     data = read_limited(source, max_bytes, "XML")
-    yield parse(data, repeat=repeat)
+    yield parse(data, repeat=repeat, root=root, max_depth=max_depth)
 
 
-def parse(data: bytes, *, repeat: Iterable[str] = ()) -> dict[str, Any]:
-    """One XML document as a dict (see the module docstring); DecodeError on bad or unsafe XML."""
-    root = safe_root(data)
-    return {_local(root.tag): _convert(root, frozenset(repeat))}
+def parse(data: bytes, *, repeat: Iterable[str] = (), root: str | list[str] | None = None,
+          max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+    """One XML document as a dict (see the module docstring); DecodeError on bad or unsafe XML.
+
+    ``root``: the accepted root element names (a DecodeError names any other); the document is
+    keyed by the first of them."""
+    element = safe_root(data, max_depth)
+    name = _local(element.tag)
+    if root is not None:
+        accepted = [root] if isinstance(root, str) else list(root)
+        if name not in accepted:
+            raise DecodeError(f"the root element is <{name}>, but the mapping reads {' or '.join(accepted)} "
+                              f"(input.root)")
+        name = accepted[0]
+    return {name: _convert(element, frozenset(repeat))}
 
 
 def _local(tag: str) -> str:
@@ -124,8 +162,10 @@ def _convert(element: Any, repeat: frozenset[str]) -> Any:
 
 # --- encoding ------------------------------------------------------------------------------
 
-def encode(document: Any, *, root: str | None = None, namespace: str | None = None, encoding: str = "utf-8",
-           declaration: bool = True, pretty: bool = True) -> bytes:
+def encode(document: Any, *, root: str | list[str] | None = None, namespace: str | None = None,
+           encoding: str = "utf-8", declaration: bool = True, pretty: bool = True) -> bytes:
+    if isinstance(root, list):
+        root = root[0] if root else None
     if root is None:
         if not isinstance(document, dict) or len(document) != 1:
             raise ValueError("an XML document must be a dict with one key (the root element), or set 'root'")

@@ -22,6 +22,7 @@ from esb.plugins import adapters
 from esb.problems import unknown
 from esb.retry import RetryPolicy
 from esb.routes import Config, Destination, Endpoint, Route, System
+from esb.splitter import Split, split_problems
 
 _NAME = re.compile(NAME_PATTERN)
 
@@ -108,14 +109,22 @@ class Checker:
 
     def check_settings(self) -> None:
         zone = self.settings_block.get("timezone")
-        if isinstance(zone, str) and zone:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        if isinstance(zone, str) and zone and self.default_timezone() is None:
+            self.add(("settings", "timezone"), f'unknown time zone "{zone}" (use an IANA name such as '
+                                               "Europe/Berlin or Asia/Shanghai)")
 
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                self.add(("settings", "timezone"), f'unknown time zone "{zone}" (use an IANA name such as '
-                                                   "Europe/Berlin or Asia/Shanghai)")
+    def default_timezone(self) -> str | None:
+        """settings.timezone when it names a zone (the mappings' default), else None."""
+        zone = self.settings_block.get("timezone")
+        if not isinstance(zone, str) or not zone:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+        return zone
 
     # one route
 
@@ -131,6 +140,7 @@ class Checker:
             inbound_map, mapped_type = self.check_mapping((*path, "map"), block["map"], "in", canonical_type)
             canonical_type = canonical_type or mapped_type
         route_filter = self.check_filter((*path, "filter"), block.get("filter"))
+        split = self.check_split((*path, "split"), block.get("split"), canonical_type, version)
         retry = self.check_retry((*path, "retry"), block.get("retry"))
         destinations = self.check_destinations(path, block.get("to"), canonical_type)
         if source is None or destinations is None or retry is None or self.is_broken(path):
@@ -141,7 +151,7 @@ class Checker:
             options["description"] = block["description"]
         return Route(name=block["name"], source=source, destinations=destinations, map=inbound_map,
                      validate=block.get("validate"), schema_version=version, filter=route_filter,
-                     retry=retry, options=options, line=self.document.line(path))
+                     split=split, retry=retry, options=options, line=self.document.line(path))
 
     def check_destinations(self, route_path: JsonPath, entries: Any,
                            canonical_type: str | None) -> tuple[Destination, ...] | None:
@@ -237,12 +247,13 @@ class Checker:
 
         # the mapping's own problems name it as the routes file was named: relative stays relative
         shown = full if os.path.isabs(self.document.file) else os.path.relpath(full)
-        problems = check_mapping(shown)
+        zone = self.default_timezone()
+        problems = check_mapping(shown, timezone=zone)
         if problems:
             self.document.problems.extend(problems)
             return None, None
         try:
-            mapping = load_mapping(shown)
+            mapping = load_mapping(shown, timezone=zone)
         except Exception as error:  # check_mapping passed it: say what load_mapping found
             self.add(path, f"mapping {value} cannot be loaded: {error}")
             return None, None
@@ -256,18 +267,37 @@ class Checker:
                            f'but the route carries "{canonical_type}"')
         return full, mapping.canonical_type
 
-    def check_canonical_type(self, path: JsonPath, name: str, version: int) -> None:
+    def registry(self):
+        """The canonical schemas, loaded once per check."""
         if self._registry is None:
             from esb.schemas import SchemaRegistry
 
             self._registry = SchemaRegistry()
-        if self._registry.has(name, version):
+        return self._registry
+
+    def check_canonical_type(self, path: JsonPath, name: str, version: int) -> None:
+        if self.registry().has(name, version):
             return
-        types = list(self._registry.types())
+        types = list(self.registry().types())
         if name in types:
             self.add(path, f'canonical type "{name}" has no schema version {version}')
         else:
             self.add(path, unknown("canonical type", name, types))
+
+    def check_split(self, path: JsonPath, block: Any, canonical_type: str | None,
+                    version: int) -> Split | None:
+        """The splitter's fields exist in the canonical type the route carries."""
+        if not isinstance(block, dict) or self.is_broken(path):
+            return None
+        split = Split.from_config(block)
+        if canonical_type is None:
+            self.add(path, "split: needs a canonical type to split (validate: or a map: with one)")
+            return split
+        if not self.registry().has(canonical_type, version):
+            return split  # an unknown type is reported where it is named
+        for option, sentence in split_problems(split, self.registry().schema(canonical_type, version)):
+            self.add((*path, option), sentence)
+        return split
 
     def check_filter(self, path: JsonPath, expression: Any) -> str | None:
         if not isinstance(expression, str):

@@ -12,6 +12,7 @@ from typing import Any
 from esb.durations import DURATION_PATTERN
 from esb.plugins import AdapterSpec, adapters
 from esb.retry import DEFAULT_ATTEMPTS
+from esb.splitter import DEFAULT_ITEMS
 from esb.transport.contract import DEFAULT_PREFETCH
 
 CONFIG_VERSION = 1
@@ -171,6 +172,15 @@ def build_routes_schema() -> dict:
             "filter": {"type": "string",
                        "description": "JMESPath over the envelope ({type, source, payload, ...}); a "
                                       "message is passed on only when it is true."},
+            "split": {"type": "object", "additionalProperties": False, "required": ["by"],
+                      "description": "Split each mapped document into one document per distinct value of "
+                                     "a field of its lines (before validation); e.g. {by: warehouse}.",
+                      "properties": {
+                          "by": {"type": "string", "minLength": 1,
+                                 "description": "Field of each item that picks its document; it becomes "
+                                                "that document's own (header) field."},
+                          "items": {"type": "string", "minLength": 1, "default": DEFAULT_ITEMS,
+                                    "description": "The list of the document that is split."}}},
             "to": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/destination"},
                    "description": "Destinations; each has its own queue, retry and dead-letter queue."},
             "retry": {"$ref": "#/$defs/retry"},

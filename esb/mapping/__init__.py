@@ -57,7 +57,8 @@ with its YAML line (`check_mapping` returns them).
 
 The package, one concern a module:
 
-- `esb.mapping.expressions`: JMESPath compiled to closures, the added functions, `InputScope`;
+- `esb.mapping.functions`: the added functions (`MappingFunctions`) and `InputScope`;
+- `esb.mapping.expressions`: JMESPath compiled to closures;
 - `esb.mapping.nodes`: the compiled fields (value, object, each) and the conversion steps;
 - `esb.mapping.yamlfile`: the YAML reader that keeps lines; `esb.mapping.compiler`: YAML -> nodes,
   every problem with its line;
@@ -67,7 +68,7 @@ The package, one concern a module:
 A new expression function is a method of `MappingFunctions`; what the functions may know about
 the input besides the document (its file name, line, received time) is a field of `InputScope`,
 which `Mapping.apply` and `Mapping.decode` open around every evaluation: both in
-`esb.mapping.expressions`.
+`esb.mapping.functions`.
 """
 
 from esb.mapping.compiler import (
@@ -79,12 +80,13 @@ from esb.mapping.compiler import (
     CompiledMapping,
     compile_file,
 )
-from esb.mapping.expressions import Expression, InputScope, MappingFunctions
+from esb.mapping.expressions import Expression
+from esb.mapping.functions import InputScope, MappingFunctions, SourceInfo
 from esb.mapping.loader import Mapping, check_mapping, load_mapping
 from esb.mapping.nodes import TYPES
 
 __all__ = [
     "DEFAULT_TIMEZONE", "FIELD_KEYS", "INPUT_KEYS", "TABLE_KEYS", "TOP_LEVEL_KEYS",
-    "TYPES", "CompiledMapping", "Expression", "InputScope", "Mapping", "MappingFunctions", "check_mapping",
-    "compile_file", "load_mapping",
+    "TYPES", "CompiledMapping", "Expression", "InputScope", "Mapping", "MappingFunctions", "SourceInfo",
+    "check_mapping", "compile_file", "load_mapping",
 ]

@@ -19,6 +19,7 @@ from esb.conversions import ConversionError, to_decimal, to_text
 from esb.errors import ConfigError
 from esb.mapping import nodes
 from esb.mapping.expressions import Expression
+from esb.mapping.grouping import PER_VALUES, Grouping
 from esb.mapping.nodes import UNSET, CodeTable, EachNode, ObjectNode, Step, ValueNode, join_path, show
 from esb.mapping.yamlfile import YamlMap, line_of, plain, read_mapping_file
 from esb.problems import Problem, unknown
@@ -28,7 +29,8 @@ DEFAULT_TIMEZONE = "UTC"
 
 TOP_LEVEL_KEYS = ("direction", "canonical_type", "description", "source", "timezone", "input", "output",
                   "tables", "unit_factors", "fields")
-INPUT_KEYS = ("format", "split", "group_by", "group_starts_with")  # plus the codec's own options
+INPUT_KEYS = ("format", "split", "per", "group_by", "group_starts_with", "group_sorted")  # + the codec's
+RECORD_FORMATS = ("csv", "fixedwidth")
 FIELD_KEYS = ("from", "value", "default", "required", "when", "type", "format", "timezone",
               "strip_leading_zeros", "zero_pad", "decimal_separator", "table", "reverse_table",
               "convert_unit", "scale", "fields", "each", "item", "description")
@@ -45,16 +47,19 @@ class CompiledMapping:
     input: dict[str, Any]  # format and the codec's options
     output: dict[str, Any]
     split: Expression | None
-    group_by: str | None
-    group_starts_with: str | None
+    grouping: Grouping
 
 
-def compile_file(path: str | Path) -> tuple[CompiledMapping | None, list[Problem]]:
-    """The compiled mapping file and every problem found (compiled is None when it cannot be read)."""
+def compile_file(path: str | Path, *,
+                 timezone: str | None = None) -> tuple[CompiledMapping | None, list[Problem]]:
+    """The compiled mapping file and every problem found (compiled is None when it cannot be read).
+
+    ``timezone``: the zone of local times when the file declares none (``settings.timezone``);
+    default `DEFAULT_TIMEZONE`."""
     spec, problems = read_mapping_file(path)
     if spec is None:
         return None, problems
-    compiler = _Compiler(str(path), spec)
+    compiler = _Compiler(str(path), spec, timezone or DEFAULT_TIMEZONE)
     compiled = compiler.compile()
     return compiled, compiler.problems
 
@@ -62,12 +67,13 @@ def compile_file(path: str | Path) -> tuple[CompiledMapping | None, list[Problem
 class _Compiler:
     """Builds the nodes of a mapping file and collects every problem with its line."""
 
-    def __init__(self, path: str, spec: YamlMap):
+    def __init__(self, path: str, spec: YamlMap, default_timezone: str):
         self.path = path
         self.spec = spec
         self.problems: list[Problem] = []
         self.tables: dict[str, CodeTable] = {}
         self.unit_factors: dict[str, dict[str, Decimal]] = {}
+        self.default_timezone = default_timezone
         self.zone = ZoneInfo(DEFAULT_TIMEZONE)
 
     def problem(self, line: int, what: str) -> None:
@@ -79,11 +85,15 @@ class _Compiler:
                                               f"not {show(text)}")
             return None
         try:
-            return Expression(text)
+            expression = Expression(text)
         except jmespath.exceptions.JMESPathError as error:
             detail = " ".join(str(error).split())
             self.problem(line_of(where, key), f"{label}: bad JMESPath expression {text!r}: {detail}")
             return None
+        problems = expression.problems()
+        for sentence in problems:
+            self.problem(line_of(where, key), f"{label}: {sentence} (in {text!r})")
+        return None if problems else expression
 
     # --- the top level ---------------------------------------------------------------------
     def compile(self) -> CompiledMapping:
@@ -103,22 +113,21 @@ class _Compiler:
                 self.problem(line_of(spec, "canonical_type"), unknown_type)
         elif direction == "in":
             self.problem(spec.line, "canonical_type is missing: the canonical type this mapping produces")
-        zone_name = spec.get("timezone", DEFAULT_TIMEZONE)
-        self.zone = self.timezone(zone_name, spec, "timezone") or self.zone
+        if "timezone" in spec:
+            self.zone = self.timezone(spec["timezone"], spec, "timezone") or self.zone
+        else:
+            self.zone = self.timezone(self.default_timezone, spec, None) or self.zone
         self.compile_tables(spec.get("tables") or {})
         self.compile_unit_factors(spec.get("unit_factors") or {})
         input_options = self.format_options(spec, "input", required=direction == "in",
                                             mapping_keys=INPUT_KEYS)
         output_options = self.format_options(spec, "output", required=direction == "out", mapping_keys=())
-        split = group_by = group_starts_with = None
+        split, grouping = None, Grouping()
         if input_options:
             where = spec["input"]
             if "split" in input_options:
                 split = self.expression(input_options.pop("split"), where, "split", "input.split")
-            group_by = input_options.pop("group_by", None)
-            group_starts_with = input_options.pop("group_starts_with", None)
-            if group_by is not None and group_starts_with is not None:
-                self.problem(line_of(where, "group_by"), "use group_by or group_starts_with, not both")
+            grouping = self.grouping(input_options, where)
         fields = spec.get("fields")
         root = ObjectNode("", None, [], False, None)
         if not isinstance(fields, dict) or not fields:
@@ -127,14 +136,45 @@ class _Compiler:
         else:
             root.fields = self.compile_fields(fields, "")
         return CompiledMapping(direction, canonical_type, root, input_options or {"format": "json"},
-                               output_options or {"format": "json"}, split, group_by, group_starts_with)
+                               output_options or {"format": "json"}, split, grouping)
 
-    def timezone(self, name: Any, where: Any, key: str) -> ZoneInfo | None:
+    def grouping(self, options: dict[str, Any], where: YamlMap) -> Grouping:
+        """``per``, ``group_by``, ``group_starts_with``, ``group_sorted`` (taken out of ``options``)."""
+        group_by = options.pop("group_by", None)
+        starts_with = options.pop("group_starts_with", None)
+        sorted_input = options.pop("group_sorted", True)
+        per = options.pop("per", "group" if group_by is not None or starts_with is not None else "record")
+        if per not in PER_VALUES:
+            self.problem(line_of(where, "per"), f"input.per: {unknown('value', str(per), PER_VALUES)}")
+            return Grouping()
+        if options.get("format") not in RECORD_FORMATS and "per" in where:
+            self.problem(line_of(where, "per"), f"input.per: the records of {' and '.join(RECORD_FORMATS)} "
+                                                f"make documents; {options.get('format')} is read whole")
+        if group_by is not None and starts_with is not None:
+            self.problem(line_of(where, "group_by"), "use group_by or group_starts_with, not both")
+        elif per == "group" and group_by is None and starts_with is None:
+            self.problem(line_of(where, "per"), "per: group needs group_by (a field whose value groups the "
+                                                "records) or group_starts_with (the record type of a header)")
+        elif per != "group" and (group_by is not None or starts_with is not None):
+            key = "group_by" if group_by is not None else "group_starts_with"
+            self.problem(line_of(where, key), f"{key} makes one document per group, per: {per} one per "
+                                              f"{per}: use one")
+        if not isinstance(sorted_input, bool):
+            self.problem(line_of(where, "group_sorted"), "group_sorted must be true or false")
+        elif not sorted_input and group_by is None:
+            self.problem(line_of(where, "group_sorted"), "group_sorted applies to group_by")
+        return Grouping(per, group_by, starts_with, sorted_input is not False)
+
+    def timezone(self, name: Any, where: Any, key: str | None) -> ZoneInfo | None:
+        """The zone of ``where[key]``; ``key`` None: the default zone given to the compiler."""
         try:
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
-            self.problem(line_of(where, key), f'unknown time zone {show(name)} (an IANA name such as '
-                                              f'"Asia/Shanghai" or "Europe/Berlin")')
+            given = "" if key is not None else " (the default of mappings without a timezone: " \
+                                               "settings.timezone or --timezone)"
+            self.problem(line_of(where, key) if key else 0,
+                         f'unknown time zone {show(name)}{given} (an IANA name such as "Asia/Shanghai" or '
+                         f'"Europe/Berlin")')
             return None
 
     def format_options(self, spec: YamlMap, key: str, *, required: bool,
@@ -162,6 +202,8 @@ class _Compiler:
         if name == "fixedwidth":
             for sentence in codec.layout_problems(options):
                 self.problem(line_of(options), f"{key}: fixed-width layout: {sentence}")
+        for sentence in getattr(codec, "option_problems", lambda options: [])(plain(options)):
+            self.problem(line_of(options), f"{key}: {sentence}")
         return plain(options)
 
     def compile_tables(self, tables: Any) -> None:

@@ -1,131 +1,32 @@
 """Mapping expressions: JMESPath with the mapping's own functions, compiled once into closures.
 
-This is the one place for what an expression can do:
-
-- `MappingFunctions`: the functions added to JMESPath's own (``root()``, ``concat``, ...);
-- `InputScope`: what those functions may know of the input as a whole while one document is
-  mapped (today the document itself, for ``root()``). Source metadata (file name, line number,
-  received time) is a field here and a function in `MappingFunctions`;
-- `Expression`: an expression compiled into Python closures (the common node types) with the
-  tree interpreter's exact semantics; the other node types run in the interpreter.
-
-Importing this module also makes `Decimal` a number to JMESPath's type checks.
+`Expression` is an expression compiled into Python closures (the common node types) with the
+tree interpreter's exact semantics; the other node types run in the interpreter. What the
+expressions can call besides JMESPath's own functions is in `esb.mapping.functions`.
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jmespath
 import jmespath.exceptions
-import jmespath.functions
 import jmespath.visitor
 
-from esb.conversions import ConversionError, to_decimal, to_text
-
-
-def is_empty(value: Any) -> bool:
-    """No value: null, blank text, [] or {} (an optional field with it is left out)."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    return isinstance(value, list | dict) and not value
-
-
-def truthy(value: Any) -> bool:
-    """JMESPath truth: false, null, "", [] and {} are false; 0 is true."""
-    return not (value is None or value is False or (isinstance(value, str | list | dict) and not value))
-
-
-# === what the functions see of the input ===================================================
-
-class InputScope:
-    """The input being mapped, as the functions see it: ``with InputScope(document): ...``."""
-
-    __slots__ = ("document", "_token")
-
-    def __init__(self, document: Any) -> None:
-        self.document = document  # the whole input document: root()
-
-    def __enter__(self) -> InputScope:
-        self._token = _CURRENT_SCOPE.set(self)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        _CURRENT_SCOPE.reset(self._token)
-
-
-_CURRENT_SCOPE: contextvars.ContextVar[InputScope | None] = contextvars.ContextVar("esb_mapping_scope",
-                                                                                  default=None)
-
-
-# === the functions =========================================================================
-
-class MappingFunctions(jmespath.functions.Functions):
-    """The functions mapping expressions may use besides JMESPath's own."""
-
-    @jmespath.functions.signature()
-    def _func_root(self) -> Any:
-        scope = _CURRENT_SCOPE.get()
-        return None if scope is None else scope.document
-
-    @jmespath.functions.signature({"types": []})
-    def _func_as_list(self, value: Any) -> list:
-        if value is None:
-            return []
-        return value if isinstance(value, list) else [value]
-
-    @jmespath.functions.signature({"types": [], "variadic": True})
-    def _func_concat(self, *values: Any) -> str:
-        return "".join("" if value is None else to_text(value) for value in values)
-
-    @jmespath.functions.signature({"types": [], "variadic": True})
-    def _func_coalesce(self, *values: Any) -> Any:
-        return next((value for value in values if not is_empty(value)), None)
-
-    @jmespath.functions.signature({"types": ["string", "null"]})
-    def _func_lower(self, text: str | None) -> str | None:
-        return None if text is None else text.lower()
-
-    @jmespath.functions.signature({"types": ["string", "null"]})
-    def _func_upper(self, text: str | None) -> str | None:
-        return None if text is None else text.upper()
-
-    @jmespath.functions.signature({"types": ["string", "null"]})
-    def _func_trim(self, text: str | None) -> str | None:
-        return None if text is None else text.strip()
-
-    @jmespath.functions.signature({"types": ["string", "null"]}, {"types": ["string"]})
-    def _func_split(self, text: str | None, separator: str) -> list[str]:
-        return [] if not text else text.split(separator)
-
-    @jmespath.functions.signature({"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]})
-    def _func_replace(self, text: str | None, old: str, new: str) -> str | None:
-        return None if text is None else text.replace(old, new)
-
-    @jmespath.functions.signature({"types": []})
-    def _func_to_number(self, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                number = to_decimal(value, ".")
-            except ConversionError:
-                return None
-            return int(number) if number == number.to_integral_value() and "." not in value else number
-        return super()._func_to_number(value)
-
-
-# Decimal is a number to JMESPath's type checks (sum, max, sort_by, abs ...).
-jmespath.functions.TYPES_MAP.setdefault("Decimal", "number")
-if "Decimal" not in jmespath.functions.REVERSE_TYPES_MAP["number"]:
-    jmespath.functions.REVERSE_TYPES_MAP["number"] += ("Decimal",)
+from esb.conversions import ConversionError
+from esb.mapping.functions import MappingFunctions, regex
+from esb.problems import unknown
 
 _INTERPRETER = jmespath.visitor.TreeInterpreter(jmespath.Options(custom_functions=MappingFunctions()))
 
 
 # === compiled expressions ==================================================================
+
+class NullInput(ConversionError):
+    """An expression that failed because a function met null (``join(', ', missing)``): to an
+    optional field, no value; to a required one, an error."""
+
 
 class Expression:
     """A JMESPath expression, parsed and turned into Python closures once.
@@ -145,9 +46,18 @@ class Expression:
     def _guarded(self, data: Any) -> Any:
         try:
             return self._compiled(data)
+        except jmespath.exceptions.JMESPathTypeError as error:
+            kind = NullInput if error.actual_type == "null" else ConversionError
+            raise kind(f"expression {self.text!r} to work ({error})") from None
         except (jmespath.exceptions.JMESPathError, TypeError, ValueError, ArithmeticError) as error:
             # TypeError: JMESPath orders a string against a number by Python's rules ("a" > 0)
             raise ConversionError(f"expression {self.text!r} to work ({error})") from None
+
+    def problems(self) -> list[str]:
+        """What is wrong with the expression's function calls, found without running it: an
+        unknown function (with "did you mean"), a wrong number of arguments, a bad literal regular
+        expression."""
+        return list(_call_problems(jmespath.compile(self.text).parsed))
 
 
 def _is_plain_path(ast: dict) -> bool:
@@ -240,3 +150,29 @@ def _filter_projection(base: Callable, project: Callable, condition: Callable) -
         return collected
 
     return filtered
+
+
+def _call_problems(node: dict) -> Iterator[str]:
+    for child in node.get("children", []):
+        yield from _call_problems(child)
+    if node["type"] != "function_expression":
+        return
+    name, arguments = node["value"], node["children"]
+    table = _INTERPRETER._functions.FUNCTION_TABLE
+    if name not in table:
+        yield unknown("function", f"{name}()", [f"{known}()" for known in table])
+        return
+    signature = table[name]["signature"]
+    variadic = bool(signature) and signature[-1].get("variadic", False)
+    least = len([entry for entry in signature if not entry.get("optional")])
+    most = None if variadic else len(signature)
+    if len(arguments) < least or most is not None and len(arguments) > most:
+        wanted = (f"at least {least}" if most is None else str(least) if least == most
+                  else f"{least} to {most}")
+        yield f"{name}() takes {wanted} argument{'s' if wanted != '1' else ''}, not {len(arguments)}"
+        return
+    if name in ("matches", "regex_replace") and len(arguments) > 1 and arguments[1]["type"] == "literal":
+        try:
+            regex(str(arguments[1]["value"]))
+        except ValueError as error:
+            yield f"{name}(): {error}"

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from esb import jsonfmt
 from esb.codecs import LINE_KEY
 from esb.conversions import (
+    MAX_DIGITS,
     ConversionError,
     normalized,
     pad_with_zeros,
@@ -33,7 +34,8 @@ from esb.conversions import (
     to_text,
 )
 from esb.errors import FieldProblem
-from esb.mapping.expressions import Expression, is_empty, truthy
+from esb.mapping.expressions import Expression, NullInput
+from esb.mapping.functions import is_empty, truthy
 from esb.problems import did_you_mean
 
 OMIT = object()
@@ -98,9 +100,9 @@ class ValueNode:
     def evaluate(self, context: Any, run: Run, prefix: str) -> Any:
         raw = UNSET
         try:
-            if self.when is not None and not truthy(self.when.search(context)):
+            if self.when is not None and not _holds(self.when, context):
                 return OMIT
-            value = raw = self.constant if self.source is None else self.source.search(context)
+            value = raw = self.constant if self.source is None else self._search(context)
             if not is_empty(value):
                 for step in self.steps:
                     value = step(value, context)
@@ -118,6 +120,23 @@ class ValueNode:
                         got + _line_of(context))
         return OMIT
 
+    def _search(self, context: Any) -> Any:
+        """The source's value; None when it met null and the field may be left out."""
+        try:
+            return self.source.search(context)
+        except NullInput:
+            if self.required and self.default is UNSET:
+                raise
+            return None
+
+
+def _holds(condition: Expression, context: Any) -> bool:
+    """A ``when`` is true (JMESPath truth); one that met null is false."""
+    try:
+        return truthy(condition.search(context))
+    except NullInput:
+        return False
+
 
 class ObjectNode:
     """A field that is an object of fields, evaluated in the context of ``source`` if given."""
@@ -131,10 +150,14 @@ class ObjectNode:
     def evaluate(self, context: Any, run: Run, prefix: str) -> Any:
         path = join_path(prefix, self.name)
         try:
-            if self.when is not None and not truthy(self.when.search(context)):
+            if self.when is not None and not _holds(self.when, context):
                 return OMIT
             if self.source is not None:
                 context = self.source.search(context)
+        except NullInput as error:
+            if self.required:
+                run.problem(path, str(error), "")
+            return OMIT
         except ConversionError as error:
             run.problem(path, str(error), "")
             return OMIT
@@ -173,7 +196,8 @@ class EachNode:
         try:
             items = self.source.search(context)
         except ConversionError as error:
-            run.problem(path, str(error), "")
+            if self.required or not isinstance(error, NullInput):
+                run.problem(path, str(error), "")
             return OMIT
         if items is None:
             items = []
@@ -184,7 +208,7 @@ class EachNode:
         for index, item in enumerate(items):
             here = f"{path}[{index}]"
             try:
-                if self.when is not None and not truthy(self.when.search(item)):
+                if self.when is not None and not _holds(self.when, item):
                     continue
             except ConversionError as error:
                 run.problem(here, str(error), "")
@@ -268,7 +292,11 @@ def rounding(scale: int, *, as_text: bool) -> Step:
     exponent = Decimal(1).scaleb(-scale)
 
     def rounded(value: Any, context: Any) -> Any:
-        number = to_decimal(value).quantize(exponent, rounding=ROUND_HALF_UP)
+        try:
+            number = to_decimal(value).quantize(exponent, rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than Decimal's precision once the scale is added
+            raise ConversionError(f"a decimal number of at most {MAX_DIGITS - scale} digits before the "
+                                  f"point (rounded to {scale} decimals)") from None
         return format(number, "f") if as_text else number
 
     return rounded

@@ -28,7 +28,7 @@ settings: {{broker_url: "{broker_url}", data_dir: data}}
 routes:
   - name: {route}
     from: {{file: {{dir: inbox, pattern: "GR_*.csv", encoding: gbk, per: group, group_by: receipt_no,
-                   complete_when: rename, poll: 200ms}}}}
+                   min_age: 0, poll: 200ms}}}}
     map: {PROJECT / "mappings" / "wms" / "goods_receipt.in.yaml"}
     validate: goods_receipt
     to:
@@ -91,3 +91,17 @@ def test_a_file_with_a_bad_line_goes_to_error_with_a_report_and_its_good_receipt
     assert report["problems"][0]["lines"] == [2, 3, 4] and report["problems"][0]["dead_lettered"]
     wait_for(lambda: (tmp_path / "out" / "receipt_GR-2026-000124.json").exists())
     assert not (tmp_path / "out" / "receipt_GR-2026-000123.json").exists()
+
+
+def test_a_file_with_no_record_goes_to_error_and_is_counted_in_the_metrics(runtime, tmp_path, unique_name):
+    from prometheus_client import REGISTRY
+
+    header = (CASES / "two_receipts_gbk.input.csv").read_bytes().split(b"\n", 1)[0] + b"\n"
+    (tmp_path / "inbox" / "GR_3.csv").write_bytes(header)
+
+    report_path = tmp_path / "inbox" / "error" / "GR_3.csv.error.json"
+    wait_for(report_path.exists)
+
+    assert "no record" in json.loads(report_path.read_text(encoding="utf-8"))["error"]
+    labels = {"route": unique_name, "reason": "empty"}
+    assert wait_for(lambda: REGISTRY.get_sample_value("esb_files_set_aside_total", labels)) == 1

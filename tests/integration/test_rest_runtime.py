@@ -356,7 +356,8 @@ def test_readiness_names_the_broker_when_it_is_gone(bus, unique_name):
     url, key = f"{runtime.server.url}/readyz", {"X-API-Key": "viewer-key"}
     assert requests.get(url, timeout=5).status_code == 401  # it says what fails: not for anyone
     ready = requests.get(url, headers=key, timeout=5)
-    assert ready.status_code == 200 and set(ready.json()["checks"]) == {"broker", "journal", "pollers"}
+    assert ready.status_code == 200 and set(ready.json()["checks"]) == {"broker", "journal", "pollers",
+                                                                         "adapters"}
 
     runtime.transport.stop(timeout=1)
     not_ready = requests.get(url, headers=key, timeout=5)

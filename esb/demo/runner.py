@@ -1,24 +1,5 @@
-"""`esb demo`: a simulated ERP and a simulated WMS wired through the bus, in one process.
-
-What it runs:
-- the shipped `routes.yaml` and mappings, unchanged except that ERP_URL, ERP_TOKEN, WMS_URL,
-  WMS_API_KEY and WMS_EXPORT_DIR point at the simulators and a temporary directory, and the file
-  poll runs every 0.5 s instead of 10 s (so the demo does not wait for it);
-- a simulated ERP (`POST /erp/goods-receipts`, `POST /erp/goods-issues`, bearer token) and a
-  simulated WMS (`POST /wms/inbound-orders`, API key), small Flask apps served by waitress on free
-  loopback ports. They record every call and answer like the real systems: 201 with their id,
-  the same id again for a repeated Idempotency-Key. The WMS answers its very first call 503
-  ("busy"), so the demo shows a retry;
-- the bus: the embedded transport in the temporary directory, unless `--broker` or
-  `ESB_BROKER_URL` names a RabbitMQ. On a broker the routes are renamed `demo-<hex>-<route>` so the
-  demo never consumes a real bus's queues, and their queues are deleted when the demo ends.
-
-The sample traffic is the mappings' own test inputs (`mappings/*/*.cases/*.input.*`): the ERP posts
-an ORDERS05 IDoc to `/in/erp-po-to-wms`, the WMS drops a GBK goods-receipt CSV in its export
-directory, and posts a shipment confirmation to `/in/wms-shipments-to-erp`, each with an API key
-the demo made for it. The demo then waits (at most `timeout` seconds) until every message the
-bus accepted was delivered, prints a summary per flow, and returns 0 when every flow delivered.
-"""
+"""The `Demo`: the simulators and the bus started together, the sample traffic, the wait until every
+flow delivered, and what to print."""
 
 from __future__ import annotations
 
@@ -31,150 +12,26 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import requests
-from flask import Flask, jsonify, request
 
-from esb.config import load_config
 from esb.credentials import Credentials, Principal, digest
+from esb.demo.bus import _DemoRuntime, demo_config
+from esb.demo.simulator import Call, Simulator
 from esb.monitoring import create_app
 from esb.routes import Config
-from esb.runtime import Runtime, RuntimeOptions
-from esb.web import HttpServer
+from esb.runtime import RuntimeOptions
 
 log = logging.getLogger("esb.demo")
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parent.parent.parent
 SHIPPED_ROUTES = PROJECT / "routes.yaml"
 PO_SAMPLE = "mappings/erp/purchase_order.in.cases/two_lines_cartons_and_pieces.input.xml"
 RECEIPT_SAMPLE = "mappings/wms/goods_receipt.in.cases/two_receipts_gbk.input.csv"
 SHIPMENT_SAMPLE = "mappings/wms/shipment_confirmation.in.cases/local_time_lots_and_serials.input.json"
 FLOWS = ("erp-po-to-wms", "wms-receipts-to-erp", "wms-shipments-to-erp")
 DEFAULT_TIMEOUT = 30.0
-FILE_POLL = 0.5
-
-
-# --- the simulated systems -------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Call:
-    """One call a simulator received, and what it answered."""
-
-    system: str
-    path: str
-    status: int
-    message_id: str | None  # the Idempotency-Key header: the bus's message id
-    body: bytes
-    answered_id: str | None = None
-
-
-class Simulator:
-    """A small system on loopback: records every call; `handle(path, body) -> (status, answer)`."""
-
-    def __init__(self, name: str, *, check_auth: Callable[[Any], bool]):
-        self.name = name
-        self.calls: list[Call] = []
-        self.lock = threading.Lock()
-        self._ids: dict[tuple[str, str], str] = {}  # (path, idempotency key) -> the id answered
-        self._counter = 0
-        self.fail_first: set[str] = set()  # paths whose first call is answered 503
-        app = Flask(f"demo-{name}")
-        self._check_auth = check_auth
-
-        @app.post(f"/{name}/<path:path>")
-        def receive(path: str):
-            return self._receive("/" + path)
-
-        @app.get(f"/{name}/_received")
-        def received():
-            with self.lock:
-                return jsonify([{"path": c.path, "status": c.status, "message_id": c.message_id,
-                                 "id": c.answered_id, "body": c.body.decode("utf-8", "replace")}
-                                for c in self.calls])
-
-        self.server = HttpServer(app, port=0, threads=4)
-        self.url = f"{self.server.url}/{name}"
-
-    def _receive(self, path: str):
-        body = request.get_data()
-        key = request.headers.get("Idempotency-Key")
-        if not self._check_auth(request.headers):
-            self._record(path, 401, key, body)
-            return jsonify(error="unauthorized"), 401
-        with self.lock:
-            if path in self.fail_first:
-                self.fail_first.discard(path)
-                self.calls.append(Call(self.name, path, 503, key, body))
-                return jsonify(error="busy", message="the system is busy, try again later"), 503
-            earlier = self._ids.get((path, key)) if key else None
-            if earlier:
-                self.calls.append(Call(self.name, path, 200, key, body, earlier))
-                return jsonify(id=earlier, duplicate=True), 200
-            self._counter += 1
-            answered = f"{self.name.upper()}-{self._counter:06d}"
-            if key:
-                self._ids[(path, key)] = answered
-            self.calls.append(Call(self.name, path, 201, key, body, answered))
-        return jsonify(id=answered), 201
-
-    def _record(self, path: str, status: int, key: str | None, body: bytes) -> None:
-        with self.lock:
-            self.calls.append(Call(self.name, path, status, key, body))
-
-    def delivered(self, path: str) -> dict[str, Call]:
-        """Message id -> the first successful call that carried it."""
-        with self.lock:
-            found: dict[str, Call] = {}
-            for call in self.calls:
-                if call.message_id and call.status < 300:
-                    found.setdefault(call.message_id, call)
-            return {k: v for k, v in found.items() if v.path == path}
-
-    def statuses(self, message_id: str) -> list[int]:
-        """The status of every call that carried `message_id`, in order."""
-        with self.lock:
-            return [call.status for call in self.calls if call.message_id == message_id]
-
-    def start(self) -> Simulator:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-# --- the bus ---------------------------------------------------------------------------------
-
-class _DemoRuntime(Runtime):
-    """The runtime, noting the id of every message it accepted, per route."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.accepted: dict[str, list[str]] = {route.name: [] for route in self.config.routes}
-        self._accepted_lock = threading.Lock()
-
-    def submit(self, route_name, raw, *, idempotency_key=None):
-        accepted = super().submit(route_name, raw, idempotency_key=idempotency_key)
-        with self._accepted_lock:
-            known = self.accepted[route_name]
-            known.extend(i for i in accepted.message_ids if i not in known)
-        return accepted
-
-
-def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "") -> Config:
-    """The shipped routes with `environ` pointing them at the simulators; the file poll made fast
-    and, with `prefix`, every route renamed `<prefix><name>` (its queues too)."""
-    config = load_config(routes_path, environ)
-    routes = []
-    for route in config.routes:
-        source = route.source
-        if source.adapter == "file":
-            source = dataclasses.replace(source, options={**source.options, "poll": FILE_POLL})
-        routes.append(dataclasses.replace(route, name=prefix + route.name, source=source))
-    return dataclasses.replace(config, routes=tuple(routes))
 
 
 @dataclasses.dataclass
