@@ -228,5 +228,10 @@ def test_an_unknown_broker_url_scheme_is_an_error():
         create_transport("kafka://host", [route()])
 
 
+def test_a_misspelt_broker_url_scheme_gets_a_suggestion():
+    with pytest.raises(TransportError, match='did you mean "amqp"'):
+        create_transport("amqq://host", [route()])
+
+
 def test_passwords_never_reach_a_message():
     assert redacted("amqp://guest:secret@host:5672/%2F") == "amqp://guest:***@host:5672/%2F"
