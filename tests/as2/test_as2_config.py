@@ -52,3 +52,10 @@ def test_a_missing_partner_certificate_is_a_problem_naming_the_option(tmp_path):
 
     with pytest.raises(ConfigError, match="partner_cert: file not found"):
         load_config(routes(tmp_path, "keys/nobody.crt"))
+
+
+def test_an_expired_partner_certificate_is_a_problem_at_check_time(tmp_path, pairs):
+    main(["as2", "keys", "bus", "--dir", str(tmp_path / "keys")])
+
+    with pytest.raises(ConfigError, match="CN=expired expired on"):
+        load_config(routes(tmp_path, str(pairs["expired"][2])))
