@@ -285,3 +285,17 @@ routes:
 
     assert response.status_code == 413
     assert recorder.calls == []
+
+
+def test_a_message_sent_twice_is_receipted_twice_and_delivered_once(start, pairs, recorder, openssl,
+                                                                    tmp_path):
+    bus = inbound_bus(start, pairs, recorder)
+    body = openssl_message(openssl, pairs, tmp_path, json.dumps(ORDER).encode())
+
+    first, second = send(bus, body, message_id="<twice@acme>"), send(bus, body, message_id="<twice@acme>")
+
+    for response in (first, second):
+        assert mdn.parse(response.content, response.headers["Content-Type"], pairs["bus"][0]).processed
+    recorder.wait_for(1)
+    time.sleep(0.5)
+    assert len(recorder.calls) == 1
