@@ -43,14 +43,17 @@ def unwrap(profile: Profile, headers, body: bytes) -> tuple[bytes, str, str]:
     elif profile.require_encrypted:
         raise Refused("insufficient-message-security", "the message is not encrypted and this partner's "
                       "profile requires it")
-    part_headers, part_body = smime.split_part(entity)
+    try:
+        part_headers, part_body = smime.split_part(entity)
+    except smime.SmimeError as error:
+        raise Refused("decryption-failed", f"the decrypted content is no MIME part: {error}") from None
     part_type = part_headers.get("content-type", "")
     if part_type.lower().startswith("multipart/signed"):
         try:
             entity, mic = smime.verify(part_body, part_type, profile.partner_cert)
+            part_headers, part_body = smime.split_part(entity)
         except smime.SmimeError as error:
             raise Refused("authentication-failed", str(error)) from None
-        part_headers, part_body = smime.split_part(entity)
     elif profile.require_signed:
         raise Refused("insufficient-message-security", "the message is not signed and this partner's "
                       "profile requires it")

@@ -142,28 +142,29 @@ def verify_detached(content: bytes, signature_der: bytes, cert: x509.Certificate
     """Check a detached CMS signature over `content` with `cert` (the partner's); the digest name.
     SmimeError naming the reason otherwise."""
     check_certificate(cert)
-    try:
-        info = cms.ContentInfo.load(signature_der)
-        signed = info["content"]
-        signers = signed["signer_infos"]
-    except (ValueError, TypeError, KeyError) as error:
-        raise SmimeError(f"the signature is not a CMS SignedData: {error}") from None
-    if info["content_type"].native != "signed_data" or len(signers) == 0:
-        raise SmimeError("the signature is not a CMS SignedData with a signer")
-    signer = signers[0]
-    digest = digest_name(signer["digest_algorithm"]["algorithm"].native)
-    signed_bytes = content
-    attributes = signer["signed_attrs"]
-    if attributes.native is not None and len(attributes):
-        expected = next((a["values"][0].native for a in attributes if a["type"].native == "message_digest"),
-                        None)
-        if expected != hashlib.new(digest, content).digest():
-            raise SmimeError("the signature does not match the content (message digest differs: "
-                             "the body was changed or signed by someone else)")
-        signed_bytes = b"\x31" + attributes.dump()[1:]  # signed over the SET OF, not the [0] tag
-    _check_signature(cert.public_key(), signer["signature"].native, signed_bytes, digest,
-                     signer["signature_algorithm"]["algorithm"].native)
+    try:  # asn1crypto parses lazily: a malformed signature fails at any field access
+        signer = _signer(cms.ContentInfo.load(signature_der))
+        digest = digest_name(signer["digest_algorithm"]["algorithm"].native)
+        attributes = signer["signed_attrs"]
+        signed_bytes = content
+        if attributes.native is not None and len(attributes):
+            expected = next((item["values"][0].native for item in attributes
+                             if item["type"].native == "message_digest"), None)
+            if expected != hashlib.new(digest, content).digest():
+                raise SmimeError("the signature does not match the content (message digest differs: "
+                                 "the body was changed or signed by someone else)")
+            signed_bytes = b"\x31" + attributes.dump()[1:]  # signed over the SET OF, not the [0] tag
+        signature, algorithm = signer["signature"].native, signer["signature_algorithm"]["algorithm"].native
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise SmimeError(f"the signature is not a readable CMS SignedData: {error}") from None
+    _check_signature(cert.public_key(), signature, signed_bytes, digest, algorithm)
     return digest
+
+
+def _signer(info: cms.ContentInfo):
+    if info["content_type"].native != "signed_data" or len(info["content"]["signer_infos"]) == 0:
+        raise SmimeError("the signature is not a CMS SignedData with a signer")
+    return info["content"]["signer_infos"][0]
 
 
 def _check_signature(public_key, signature: bytes, data: bytes, digest: str, algorithm: str) -> None:

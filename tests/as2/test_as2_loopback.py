@@ -299,3 +299,29 @@ def test_a_message_sent_twice_is_receipted_twice_and_delivered_once(start, pairs
     recorder.wait_for(1)
     time.sleep(0.5)
     assert len(recorder.calls) == 1
+
+
+@pytest.mark.parametrize(("case", "error"), [
+    ("random bytes", "decryption-failed"),
+    ("no MIME part inside", "decryption-failed"),
+    ("a signature that is no CMS", "authentication-failed"),
+])
+def test_a_malformed_message_gets_a_negative_receipt_never_a_500(start, pairs, recorder, case, error):
+    bus = inbound_bus(start, pairs, recorder)
+    bus_cert = pairs["bus"][0]
+    if case == "random bytes":
+        body = b"\x30\x82" + bytes(range(256)) * 4
+    elif case == "no MIME part inside":
+        body = smime.encrypt(b"just text, no headers", bus_cert)
+    else:
+        signed, content_type = smime.sign(smime.mime_part(b"{}", "application/json"), *pairs["acme"][:2])
+        # the signature part claims to be binary: its base64 text is then read as (no) DER
+        broken = signed.replace(b"Transfer-Encoding: base64\r\n", b"Transfer-Encoding: binary\r\n")
+        body = smime.encrypt(f"Content-Type: {content_type}\r\n\r\n".encode() + broken, bus_cert)
+
+    response = send(bus, body)
+
+    assert response.status_code == 200
+    receipt = mdn.parse(response.content, response.headers["Content-Type"], bus_cert)
+    assert receipt.disposition.endswith(f"error: {error}"), receipt
+    assert recorder.calls == []
