@@ -32,6 +32,8 @@ class Tolerance:
                    relative=Decimal(str(options.get("relative", 0))))
 
     def agrees(self, book: Decimal, shelf: Decimal) -> bool:
+        if book == shelf:
+            return True
         difference = abs(shelf - book)
         return difference <= self.absolute or difference <= self.relative * abs(book)
 
@@ -54,6 +56,10 @@ def _totals(lines: list[dict], use_lot: bool, use_location: bool) -> dict[tuple,
     return totals
 
 
+def _sort_key(key: tuple) -> tuple:
+    return tuple("" if part is None else part for part in key)
+
+
 def reconcile(book: dict[str, Any], shelf: dict[str, Any],
               tolerance: Tolerance | None = None) -> dict[str, Any]:
     """The `inventory_discrepancy` payload of two `inventory_snapshot` payloads; raises ValueError
@@ -69,13 +75,12 @@ def reconcile(book: dict[str, Any], shelf: dict[str, Any],
     shelf_totals = _totals(shelf_lines, use_lot, use_location)
     keys = book_totals.keys() | shelf_totals.keys()
     zero = Decimal(0)
+    disagreeing = [key for key in keys
+                   if not tolerance.agrees(book_totals.get(key, zero), shelf_totals.get(key, zero))]
     differing = []
-    for key in sorted(keys, key=lambda k: tuple("" if part is None else part for part in k)):
-        book_quantity = book_totals.get(key, zero)
-        shelf_quantity = shelf_totals.get(key, zero)
-        if tolerance.agrees(book_quantity, shelf_quantity):
-            continue
-        sku, lot, location, uom = key
+    for sku, lot, location, uom in sorted(disagreeing, key=_sort_key):
+        book_quantity = book_totals.get((sku, lot, location, uom), zero)
+        shelf_quantity = shelf_totals.get((sku, lot, location, uom), zero)
         line = {"line_number": len(differing) + 1, "sku": sku, "book_quantity": book_quantity,
                 "shelf_quantity": shelf_quantity, "difference": shelf_quantity - book_quantity, "uom": uom}
         if lot is not None:
