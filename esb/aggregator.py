@@ -168,3 +168,33 @@ class AggregationStore:
             cursor.execute(f"SELECT group_key, first_at FROM esb_aggregate_group WHERE aggregation = {p} "
                            f"AND state <> {p} ORDER BY first_at", (aggregation, DONE))
             return [(key, first_at) for key, first_at in cursor.fetchall()]
+
+
+def link_problems(routes: list[Any]) -> list[tuple[tuple, str]]:
+    """(path, sentence) for every `to: {aggregate: {into, part}}` of the raw routes (the YAML
+    blocks) whose `into` is not a route collecting with `from: {aggregate: ...}`, or whose part is
+    not one of that route's parts: `esb check` reports them with their lines."""
+    from esb.problems import did_you_mean
+
+    collecting: dict[str, list] = {}
+    for block in routes:
+        source = block.get("from") if isinstance(block, dict) else None
+        if isinstance(source, dict) and isinstance(source.get("aggregate"), dict):
+            collecting[str(block.get("name"))] = list(source["aggregate"].get("parts") or [])
+    problems = []
+    for index, block in enumerate(routes):
+        targets = block.get("to") if isinstance(block, dict) else None
+        for position, entry in enumerate(targets if isinstance(targets, list) else []):
+            options = entry.get("aggregate") if isinstance(entry, dict) else None
+            if not isinstance(options, dict) or not isinstance(options.get("into"), str):
+                continue
+            path = ("routes", index, "to", position, "aggregate")
+            into, part = options["into"], options.get("part")
+            if into not in collecting:
+                problems.append(((*path, "into"), f'no route "{into}" collects parts '
+                                                  "(from: {aggregate: ...})"
+                                                  f"{did_you_mean(into, list(collecting))}"))
+            elif part not in collecting[into]:
+                problems.append(((*path, "part"), f'route "{into}" collects the parts '
+                                                  f'{", ".join(collecting[into])}, not "{part}"'))
+    return problems

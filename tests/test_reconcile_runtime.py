@@ -89,3 +89,20 @@ def test_book_and_shelf_stock_of_one_cut_off_make_one_discrepancy_even_across_a_
     assert discrepancy["lines"] == [{"line_number": 1, "sku": "A", "book_quantity": 500,
                                      "shelf_quantity": 480, "difference": -20, "uom": "EA"}]
     assert discrepancy["accuracy"] == 0.666667
+
+
+def test_esb_check_names_an_aggregate_destination_whose_route_or_part_does_not_exist(tmp_path):
+    from esb.config import check_config
+
+    text = ROUTES.replace("{into: reconcile-stock, part: book}", "{into: reconcile-stok, part: book}") \
+                 .replace("{into: reconcile-stock, part: shelf}", "{into: reconcile-stock, part: shelves}") \
+                 .replace("reconcile: {tolerance", "reconcile: {book: erp, tolerance")
+    (tmp_path / "routes.yaml").write_text(text)
+
+    sentences = [problem.what for problem in check_config(tmp_path / "routes.yaml", environ={})]
+
+    assert 'routes[0].to[0].aggregate.into: no route "reconcile-stok" collects parts ' \
+           '(from: {aggregate: ...}) (did you mean "reconcile-stock"?)' in sentences
+    assert 'routes[1].to[0].aggregate.part: route "reconcile-stock" collects the parts book, shelf, ' \
+           'not "shelves"' in sentences
+    assert any('reconcile.book names part "erp", which is not in parts (book, shelf)' in s for s in sentences)
