@@ -73,6 +73,9 @@ ENDPOINT_SCHEMA: dict[str, Any] = {
                        "description": "emit: a timed-out group is emitted with complete: false and the "
                                       "missing parts named; drop: it is logged and dropped. A reconciling "
                                       "aggregation always drops (a discrepancy needs both sides)."},
+        "alert_into": {"type": ["string", "null"], "default": None, "x-esb-role": "source",
+                       "description": "An alerts route (from: {alerts: {}}) that gets an alert (rule "
+                                      "aggregate_timeout) for each group that timed out with parts missing."},
         "reconcile": {"type": ["object", "null"], "default": None, "x-esb-role": "source",
                       "description": "Emit a complete group as an inventory_discrepancy "
                                      "(esb.reconciliation): {book: <part>, shelf: <part>, "
@@ -138,11 +141,17 @@ class AggregateSource(Source):
         self.poll_interval = float(options.get("poll") or DEFAULT_POLL)
         self.on_timeout = options.get("on_timeout") or "emit"
         self.reconcile = options.get("reconcile")
+        self.alert_into = options.get("alert_into")
+        self.outbox = None
         self.store: AggregationStore | None = None
         self.context: SourceContext | None = None
 
     def bind_state(self, target: str | Path) -> None:
         self.store = AggregationStore(target)
+        if self.alert_into:
+            from esb.alerts import AlertOutbox
+
+            self.outbox = AlertOutbox(target)
 
     def start(self, context: SourceContext) -> None:
         self.context = context
@@ -155,6 +164,8 @@ class AggregateSource(Source):
 
     def _emit(self, group: Group) -> None:
         assert self.store is not None and self.context is not None
+        if not group.complete and self.outbox is not None:
+            self.outbox.put(self.alert_into, timeout_alert(self.route, group, self.timeout))
         document = self._document(group)
         if document is None:
             log.warning("group %s of %s timed out without %s; dropped", group.key, self.route,
@@ -197,6 +208,22 @@ class AggregateSource(Source):
             return None
         return {"key": group.key, "complete": group.complete, "missing": list(group.missing),
                 "parts": group.parts, "message_ids": group.message_ids}
+
+
+def timeout_alert(route: str, group: Group, timeout: float):
+    """The alert for a group that timed out: which parts never came, with the ids of those that did."""
+    from esb.alerts import Fired
+    from esb.envelope import now_rfc3339
+
+    missing = ", ".join(group.missing)
+    payload = {"rule": "aggregate_timeout", "severity": "error",
+               "subject": f"{route}: {missing} missing for {group.key}"[:200],
+               "text": f"Group {group.key} of {route} waited {timeout:g} s; {missing} never came "
+                       f"(arrived: {', '.join(group.parts) or 'nothing'}).",
+               "occurred_at": now_rfc3339(), "correlation_id": group.key[:200]}
+    if group.message_ids:
+        payload["message_ids"] = sorted(group.message_ids.values())
+    return Fired(fingerprint=f"aggregate_timeout|{route}|{group.key}", payload=payload)
 
 
 def check_endpoint(endpoint: Any, system: Any, base_dir: Any) -> list[str]:

@@ -31,7 +31,7 @@ from esb.errors import NotFound
 from esb.problems import unknown
 
 BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table",
-                   "adapters.aggregate")
+                   "adapters.aggregate", "adapters.alerts")
 ENTRY_POINT_GROUP = "esb.adapters"
 
 DEFAULT_TIMEOUT = 30.0

@@ -31,11 +31,21 @@ routes:
       - aggregate: {into: reconcile-stock, part: shelf}
   - name: reconcile-stock
     from:
-      aggregate: {parts: [book, shelf], timeout: 1h, poll: 100ms,
+      aggregate: {parts: [book, shelf], timeout: 1h, poll: 100ms, alert_into: stock-alerts,
                   reconcile: {tolerance: {absolute: 1}}}
     validate: inventory_discrepancy
     to:
       - file: {dir: out, format: json, name_template: "discrepancy_{id}.json"}
+      - alert:
+          into: stock-alerts
+          rules:
+            - {name: accuracy-floor, accuracy_below: 0.98}
+            - {name: big-difference, difference_over: 10, severity: error}
+  - name: stock-alerts
+    from: {alerts: {poll: 100ms}}
+    validate: alert
+    to:
+      - file: {dir: alerts, format: json, name_template: "alert_{id}.json"}
 """
 
 BOOK = {"snapshot_id": "ERP-WH1-1", "warehouse": "WH1", "as_of": "2026-12-01T02:00:00+01:00", "source": "erp",
@@ -56,11 +66,12 @@ def post(runtime: Runtime, route: str, document: dict) -> None:
     assert response.status_code == 202, response.text
 
 
-def wait_for_files(directory: Path, timeout: float = 20.0) -> list[Path]:
+def wait_for_files(directory: Path, timeout: float = 20.0, pattern: str = "discrepancy_*.json",
+                   count: int = 1) -> list[Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        files = sorted(directory.glob("discrepancy_*.json"))
-        if files:
+        files = sorted(directory.glob(pattern))
+        if len(files) >= count:
             return files
         time.sleep(0.1)
     raise AssertionError(f"no discrepancy written in {directory}")
@@ -80,6 +91,7 @@ def test_book_and_shelf_stock_of_one_cut_off_make_one_discrepancy_even_across_a_
     try:
         post(second, "shelf-in", SHELF)
         (written,) = wait_for_files(tmp_path / "out")
+        alert_files = wait_for_files(tmp_path / "alerts", pattern="alert_*.json", count=2)
     finally:
         second.stop()
 
@@ -89,6 +101,27 @@ def test_book_and_shelf_stock_of_one_cut_off_make_one_discrepancy_even_across_a_
     assert discrepancy["lines"] == [{"line_number": 1, "sku": "A", "book_quantity": 500,
                                      "shelf_quantity": 480, "difference": -20, "uom": "EA"}]
     assert discrepancy["accuracy"] == 0.666667
+    alerts = {alert["rule"]: alert for alert in (json.loads(p.read_text()) for p in alert_files)}
+    assert set(alerts) == {"accuracy-floor", "big-difference"}
+    assert "A: difference -20" in alerts["big-difference"]["text"]
+
+
+def test_a_side_that_never_came_raises_one_timeout_alert_with_the_other_sides_id(tmp_path):
+    (tmp_path / "routes.yaml").write_text(ROUTES.replace("timeout: 1h", "timeout: 300ms"))
+    runtime = start(tmp_path)
+    try:
+        post(runtime, "book-in", BOOK)
+        (written,) = wait_for_files(tmp_path / "alerts", pattern="alert_*.json")
+        time.sleep(0.5)  # later polls must not alert again
+        assert len(list((tmp_path / "alerts").glob("alert_*.json"))) == 1
+    finally:
+        runtime.stop()
+
+    alert = json.loads(written.read_text())
+    assert alert["rule"] == "aggregate_timeout" and alert["severity"] == "error"
+    assert alert["subject"] == "reconcile-stock: shelf missing for WH1|2026-12-01T02:00:00+01:00"
+    assert len(alert["message_ids"]) == 1
+    assert not list((tmp_path / "out").glob("discrepancy_*.json"))
 
 
 def test_esb_check_names_an_aggregate_destination_whose_route_or_part_does_not_exist(tmp_path):
@@ -106,3 +139,18 @@ def test_esb_check_names_an_aggregate_destination_whose_route_or_part_does_not_e
     assert 'routes[1].to[0].aggregate.part: route "reconcile-stock" collects the parts book, shelf, ' \
            'not "shelves"' in sentences
     assert any('reconcile.book names part "erp", which is not in parts (book, shelf)' in s for s in sentences)
+
+
+def test_esb_check_refuses_a_rule_without_a_kind_and_an_alert_route_that_does_not_exist(tmp_path):
+    from esb.config import check_config
+
+    text = ROUTES.replace("- {name: accuracy-floor, accuracy_below: 0.98}", "- {name: accuracy-floor}") \
+                 .replace("into: stock-alerts\n", "into: stock-alert\n")
+    (tmp_path / "routes.yaml").write_text(text)
+
+    found = check_config(tmp_path / "routes.yaml", environ={})
+    problems = [(problem.line, problem.what) for problem in found]
+
+    assert any("routes[2].to[1].alert.rules[0]" in what for _, what in problems), problems
+    assert any('no route "stock-alert" sends alerts' in what and 'did you mean "stock-alerts"' in what
+               for _, what in problems), problems
