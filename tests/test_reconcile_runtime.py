@@ -151,6 +151,7 @@ def test_esb_check_refuses_a_rule_without_a_kind_and_an_alert_route_that_does_no
     found = check_config(tmp_path / "routes.yaml", environ={})
     problems = [(problem.line, problem.what) for problem in found]
 
-    assert any("routes[2].to[1].alert.rules[0]" in what for _, what in problems), problems
+    assert any(what.startswith("routes[2].to[1].alert.rules[0]: expected a rule with a name and exactly one "
+                               "of accuracy_below, difference_over") for _, what in problems), problems
     assert any('no route "stock-alert" sends alerts' in what and 'did you mean "stock-alerts"' in what
                for _, what in problems), problems
