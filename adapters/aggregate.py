@@ -143,11 +143,16 @@ class AggregateSource(Source):
         self.reconcile = options.get("reconcile")
         self.alert_into = options.get("alert_into")
         self.outbox = None
+        self.history = None  # inventory accuracy over time (esb.accuracy), when reconciling
         self.store: AggregationStore | None = None
         self.context: SourceContext | None = None
 
     def bind_state(self, target: str | Path) -> None:
         self.store = AggregationStore(target)
+        if self.reconcile is not None:
+            from esb.accuracy import AccuracyHistory
+
+            self.history = AccuracyHistory(target)
         if self.alert_into:
             from esb.alerts import AlertOutbox
 
@@ -166,7 +171,11 @@ class AggregateSource(Source):
         assert self.store is not None and self.context is not None
         if not group.complete and self.outbox is not None:
             self.outbox.put(self.alert_into, timeout_alert(self.route, group, self.timeout))
-        document = self._document(group)
+        try:
+            document = self._document(group)
+        except ValueError as error:  # the parts cannot be reconciled (two warehouses): keep them aside
+            self._set_aside(group, error)
+            return
         if document is None:
             log.warning("group %s of %s timed out without %s; dropped", group.key, self.route,
                         ", ".join(group.missing))
@@ -192,6 +201,22 @@ class AggregateSource(Source):
             log.warning("group %s of %s not stored, will try again: %s", group.key, self.route, error)
             self.store.release(self.route, group.key)
             return
+        else:
+            if self.history is not None:
+                self.history.record(jsonfmt.loads(raw.body))
+        self.store.finish(self.route, group.key)
+
+    def _set_aside(self, group: Group, error: ValueError) -> None:
+        assert self.store is not None and self.context is not None
+        log.warning("group %s of %s cannot be emitted: %s; dead-lettered", group.key, self.route, error)
+        raw = RawMessage(body=jsonfmt.dump_bytes({"key": group.key, "parts": group.parts}),
+                         content_type="application/json")
+        if self.context.dead_letter is not None:
+            try:
+                self.context.dead_letter(raw, error)
+            except Unavailable:
+                self.store.release(self.route, group.key)
+                return
         self.store.finish(self.route, group.key)
 
     def _document(self, group: Group) -> dict | None:

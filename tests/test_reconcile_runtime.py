@@ -104,6 +104,10 @@ def test_book_and_shelf_stock_of_one_cut_off_make_one_discrepancy_even_across_a_
     alerts = {alert["rule"]: alert for alert in (json.loads(p.read_text()) for p in alert_files)}
     assert set(alerts) == {"accuracy-floor", "big-difference"}
     assert "A: difference -20" in alerts["big-difference"]["text"]
+    from esb.accuracy import AccuracyHistory
+
+    (row,) = AccuracyHistory(tmp_path / "data" / "state.sqlite").rows()
+    assert (row["warehouse"], row["accuracy"], row["differing_lines"]) == ("WH1", 0.666667, 1)
 
 
 def test_a_side_that_never_came_raises_one_timeout_alert_with_the_other_sides_id(tmp_path):
