@@ -271,12 +271,15 @@ def registry() -> CollectorRegistry:
     return aggregated
 
 
-def scrape(queues: QueueCollector | None = None) -> bytes:
-    """The Prometheus text exposition of the bus's metrics (and the broker's queues)."""
+def scrape(queues: QueueCollector | None = None, *collectors: Any) -> bytes:
+    """The Prometheus text exposition of the bus's metrics (and the broker's queues, and what
+    other collectors read at scrape time: the inventory accuracy per warehouse)."""
     text = generate_latest(registry())
-    if queues is not None:
+    for collector in (queues, *collectors):
+        if collector is None:
+            continue
         extra = CollectorRegistry(auto_describe=False)
-        extra.register(queues)
+        extra.register(collector)
         text += generate_latest(extra)
     return text
 

@@ -124,6 +124,7 @@ class Runtime:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
         sink = spec.sink_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system))
         self.sinks.append(sink)
+        self._bind_state(sink)
         mapping = self._load_mapping(destination.map)
         outbound = OutboundPipeline(destination, mapping=mapping)
         output_format = getattr(mapping, "output_format", None) or "json"
@@ -154,6 +155,7 @@ class Runtime:
                                 credentials=self.options.credentials,
                                 dead_letter=partial(self.dead_letter, route.name),
                                 set_aside=partial(metrics.file_set_aside, route.name))
+        self._bind_state(source)
         source.start(context)
         self.sources.append(source)
         if not source.poll_interval:
@@ -161,6 +163,14 @@ class Runtime:
         if source.poll_interval:
             self._scheduler().add_job(source.poll, "interval", seconds=source.poll_interval,
                                       id=f"poll-{route.name}", max_instances=1, coalesce=True)
+
+    def _bind_state(self, part: Source | Sink) -> None:
+        """Tell a part that keeps state of its own (the aggregator) where: esb.aggregator.state_target."""
+        bind = getattr(part, "bind_state", None)
+        if bind is not None:
+            from esb.aggregator import state_target
+
+            bind(state_target(self.options.data_dir, self.options.journal))
 
     def _scheduler(self):
         if self.scheduler is None:

@@ -89,6 +89,10 @@ class Checker:
             route = self.check_route(path, block)
             if route is not None:
                 routes.append(route)
+        from esb import aggregator, alerts
+
+        for path, sentence in aggregator.link_problems(raw_routes) + alerts.link_problems(raw_routes):
+            self.add(path, sentence)
         settings = dict(self.settings_block)
         if isinstance(settings.get("data_dir"), str):
             settings["data_dir"] = self.resolve(settings["data_dir"])

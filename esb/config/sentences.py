@@ -104,6 +104,8 @@ def _sentences(document: Document, error, path: JsonPath) -> list[tuple[JsonPath
         if kind == "type" and path in document.quoted_references:
             hint = " (write ${...} without quotes to read it as a number or true/false)"
         return [(path, f"expected {_expected(schema)}, got {got}{hint}")]
+    if kind == "oneOf" and "x-esb-expected" in schema:  # e.g. an alert rule with no kind, or two
+        return [(path, f"expected {schema['x-esb-expected']}, got {_shown(instance)}")]
     return [(path, error.message if path not in document.from_environment else f"not valid ({kind})")]
 
 

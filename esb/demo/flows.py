@@ -35,10 +35,10 @@ FLOWS: tuple[Flow, ...] = (
          "/goods-issues (WH1) or SHPCON IDoc /idocs (WH2)", (("erp", "/goods-issues"), ("erp", "/idocs")),
          delivered=2),
     Flow("wms-stock-to-erp", "WMS STOCK_*.txt nightly file (fixed-width GBK) -> inventory_snapshot -> ERP "
-         "/inventory-snapshots + reconciliation dir", (("erp", "/inventory-snapshots"),
-                                                       ("file", "reconciliation")), delivered=2),
-    Flow("erp-book-stock", "ERP SOAP GetBookStock (poll) -> inventory_snapshot -> reconciliation dir",
-         (("file", "reconciliation"),), delivered=1),
+         "/inventory-snapshots + reconciliation dir + aggregator + alert rules",
+         (("erp", "/inventory-snapshots"), ("file", "reconciliation")), delivered=4),
+    Flow("erp-book-stock", "ERP SOAP GetBookStock (poll) -> inventory_snapshot -> reconciliation dir + "
+         "aggregator", (("file", "reconciliation"),), delivered=2),
     Flow("wms-adjustments-to-erp", "WMS adjustment (JSON, POST) -> inventory_adjustment -> ERP "
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 from flask import Blueprint, Flask, jsonify
 
 from esb import metrics
+from esb.accuracy import AccuracyCollector, AccuracyHistory
 from esb.admin import AdminService
+from esb.aggregator import state_target
 from esb.audit import AUDIT_FILE_NAME, AuditLog
 from esb.credentials import Credentials
 from esb.errors import NotFound
@@ -23,6 +25,7 @@ from esb.monitoring.api import add_api_views
 from esb.monitoring.auth import Access, open_endpoints_from
 from esb.monitoring.dashboard import add_dashboard_view
 from esb.monitoring.health import add_health_views
+from esb.monitoring.reports import add_report_views
 from esb.routes import Config
 from esb.transport.contract import Transport
 from esb.transport.errors import TransportError
@@ -82,7 +85,9 @@ def monitoring_blueprint(
     def not_found(error: NotFound):  # a name the admin service did not find, wherever it was looked up
         return jsonify(error="not_found", message=str(error)), 404
 
-    add_health_views(blueprint, access, queues)
+    history = AccuracyHistory(state_target(bus.options.data_dir, getattr(bus.options, "journal", None)))
+    add_health_views(blueprint, access, queues, AccuracyCollector(history))
+    add_report_views(blueprint, access, history)
     add_api_views(blueprint, service, access, queues)
     add_dashboard_view(blueprint)
     return blueprint

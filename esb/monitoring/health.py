@@ -9,7 +9,8 @@ from esb import metrics
 from esb.monitoring.auth import Access, forbidden, unauthorized
 
 
-def add_health_views(blueprint: Blueprint, access: Access, queues: metrics.QueueCollector) -> None:
+def add_health_views(blueprint: Blueprint, access: Access, queues: metrics.QueueCollector,
+                     *collectors: object) -> None:
     """Register `/metrics` and the guard of `/readyz` on `blueprint`."""
 
     @blueprint.before_app_request
@@ -27,4 +28,4 @@ def add_health_views(blueprint: Blueprint, access: Access, queues: metrics.Queue
     @blueprint.get("/metrics")
     @access.requires("viewer", opened_by="metrics")
     def metrics_page():
-        return Response(metrics.scrape(queues), mimetype=metrics.CONTENT_TYPE)
+        return Response(metrics.scrape(queues, *collectors), mimetype=metrics.CONTENT_TYPE)

@@ -46,6 +46,26 @@ def _operation(
 
 
 _OBJECT = {"type": "object", "additionalProperties": True}
+_ACCURACY_ROW = {
+    "type": "object",
+    "properties": {
+        "warehouse": {"type": "string"},
+        "as_of": {"type": "string"},
+        "accuracy": {"type": "number"},
+        "compared_lines": {"type": "integer"},
+        "differing_lines": {"type": "integer"},
+        "book_snapshot_id": {"type": "string"},
+        "shelf_snapshot_id": {"type": "string"},
+        "recorded_at": {"type": "number"},
+    },
+}
+_ACCURACY_ANSWER = {
+    "description": "The reconciliations (esb.accuracy)",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Accuracy"}},
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
 _TEXT_OR_NULL = {"type": "string", "nullable": True}
 
 OPENAPI: dict[str, Any] = {
@@ -163,6 +183,15 @@ OPENAPI: dict[str, Any] = {
                 missing=False,
             )
         },
+        "/api/reports/inventory-accuracy": {
+            "get": _operation(
+                "Inventory accuracy per warehouse and cut-off, newest first (JSON or CSV)",
+                "viewer",
+                _ACCURACY_ANSWER,
+                parameters=("warehouse", "report_format", "report_limit"),
+                missing=False,
+            )
+        },
         "/api/openapi.json": {
             "get": _operation(
                 "This document",
@@ -209,6 +238,25 @@ OPENAPI: dict[str, Any] = {
                     "default": DEFAULT_PAGE_SIZE,
                 },
             },
+            "warehouse": {
+                "name": "warehouse",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "One warehouse only",
+            },
+            "report_format": {
+                "name": "format",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
+            },
+            "report_limit": {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+            },
             "message_id_query": {
                 "name": "message_id",
                 "in": "query",
@@ -234,6 +282,11 @@ OPENAPI: dict[str, Any] = {
             },
         },
         "schemas": {
+            "Accuracy": {
+                "type": "object",
+                "required": ["items"],
+                "properties": {"items": {"type": "array", "items": _ACCURACY_ROW}},
+            },
             "Error": {
                 "type": "object",
                 "required": ["error", "message"],
