@@ -5,7 +5,7 @@ from __future__ import annotations
 import pika
 import pytest
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.cluster]
 
 
 def test_three_nodes_run_as_one_cluster(rabbit_cluster):
