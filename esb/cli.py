@@ -385,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dlq_arguments(command("dlq", "list, show, replay or purge dead-lettered messages", _cmd_dlq))
 
+    from esb.cli_as2 import add_as2_arguments, run_as2
+
+    add_as2_arguments(command("as2", "AS2 trading partners: keys NAME makes a self-signed certificate and "
+                              "key for testing", run_as2))
+
     demo = command("demo", "a simulated ERP and WMS wired through the bus (the shipped routes and their "
                    "sample traffic); --once prints a summary and exits 0 when every flow delivered",
                    _cmd_demo)

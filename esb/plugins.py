@@ -30,7 +30,7 @@ from esb.durations import duration_option
 from esb.errors import NotFound
 from esb.problems import unknown
 
-BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table")
+BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table", "adapters.as2")
 ENTRY_POINT_GROUP = "esb.adapters"
 
 DEFAULT_TIMEOUT = 30.0

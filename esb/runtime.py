@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 import uuid
@@ -29,12 +28,13 @@ from esb.errors import InputError, MappingError, Unavailable
 from esb.http_server import HttpLimits, HttpServer
 from esb.idempotency import Claim, IdempotencyStore
 from esb.journal import JOURNAL_FILE_NAME, Journal
+from esb.journal_events import JournalEvents
 from esb.logs import message_fields
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
-from esb.transport import create_transport
-from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport, TransportEvents
+from esb.transport import create_transport, transport_scope
+from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport
 from esb.transport.errors import PublishError
 from esb.web import ReadinessCheck, create_app
 
@@ -64,29 +64,6 @@ class RuntimeOptions:
     transport_options: dict[str, Any] = field(default_factory=dict)
 
 
-class JournalEvents(TransportEvents):
-    """Writes the outbound outcomes the transport reports into the trace journal."""
-
-    def __init__(self, journal: Journal):
-        self.journal = journal
-
-    def _record(self, step: str, delivery: Delivery, detail: str | None = None) -> None:
-        self.journal.record(step, message_id=delivery.message_id or "?", route=delivery.route,
-                            destination=delivery.destination, correlation_id=delivery.correlation_id,
-                            detail=detail)
-
-    def acked(self, delivery: Delivery, seconds: float) -> None:
-        self._record("delivered", delivery, f"attempt {delivery.attempt}, {seconds * 1000:.0f} ms")
-
-    def retried(self, delivery: Delivery, error: BaseException, delay: float) -> None:
-        self._record("retried", delivery, f"attempt {delivery.attempt}: {type(error).__name__}: {error}; "
-                                          f"next try in {delay:g} s")
-
-    def dead_lettered(self, delivery: Delivery, error: BaseException, reason: str) -> None:
-        self._record("dead_lettered", delivery, f"{reason} after attempt {delivery.attempt}: "
-                                                f"{type(error).__name__}: {error}")
-
-
 class Runtime:
     def __init__(self, config: Config, options: RuntimeOptions, *, validator: Any = None):
         self.config = config
@@ -99,12 +76,13 @@ class Runtime:
         self._document_keys = validator.document_keys
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / JOURNAL_FILE_NAME)
+        self._journal_events = JournalEvents(self.journal)
         self.owner = uuid.uuid4().hex  # this process's name on the idempotency keys it claims
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
                              "prefetch": config.settings.get("prefetch", DEFAULT_PREFETCH),
                              **options.transport_options}
         self.transport: Transport = create_transport(options.broker_url, config.routes,
-                                                     events=metrics.ChainedEvents(JournalEvents(self.journal),
+                                                     events=metrics.ChainedEvents(self._journal_events,
                                                                                   metrics.MetricsEvents()),
                                                      **transport_options)
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite",
@@ -129,7 +107,7 @@ class Runtime:
     def _load_mapping(self, path: str | None) -> Any:
         if not path:
             return None
-        from esb.mapping import load_mapping
+        from esb.mapping.loader import load_mapping, mapping_name
 
         return load_mapping(path, timezone=self.config.settings.get("timezone"),
                             name=mapping_name(path, self.config.path))
@@ -153,6 +131,8 @@ class Runtime:
 
         def deliver(envelope, delivery: Delivery) -> None:
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)
+            if target_id:
+                self._journal_events.answered(delivery, str(target_id))
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("delivered%s", f" as {target_id}" if target_id else "", extra=message_fields(
                     message_id=envelope.id, correlation_id=envelope.correlation_id, route=route.name,
@@ -435,23 +415,3 @@ def _document_number(error: BaseException) -> str | None:
     """The number of the one document an input error refused (its correlation id), if it was read."""
     numbers = getattr(error, "document_numbers", ())
     return numbers[0] if len(numbers) == 1 else None
-
-
-def transport_scope(transport: Transport) -> str:
-    """What message ids refer to: the embedded transport's file or the broker (no credentials)."""
-    path = getattr(transport, "path", None)
-    if path is not None:
-        return f"embedded:{Path(path).resolve()}"
-    from urllib.parse import urlsplit
-
-    url = urlsplit(getattr(transport, "url", "") or "")
-    return f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"
-
-
-def mapping_name(path: str, config_path: str) -> str:
-    """A mapping as its errors name it: its path relative to the routes file's directory without
-    `.yaml` (`mappings/wms/shipment_confirmation.in`), or its file name when it lies outside."""
-    relative = os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(config_path)))
-    if relative.startswith(os.pardir):
-        relative = os.path.basename(path)
-    return relative.replace(os.sep, "/").removesuffix(".yaml").removesuffix(".yml")

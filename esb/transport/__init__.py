@@ -8,7 +8,9 @@ The contract every transport keeps is `esb.transport.contract`; its errors are i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from esb.problems import did_you_mean
 from esb.transport.contract import Transport
@@ -46,3 +48,14 @@ def create_transport(url: str | Sequence[str] | None, routes: Iterable[Any], *, 
         return EmbeddedTransport(path, routes, **options)
     raise TransportError(f'unknown broker URL scheme "{scheme}" in {url!r}{did_you_mean(scheme, SCHEMES)} '
                          "(use amqp://, amqps:// or embedded://<path>)")
+
+
+def transport_scope(transport: Transport) -> str:
+    """What message ids refer to: the embedded transport's file or the broker (no credentials)."""
+    path = getattr(transport, "path", None)
+    if path is not None:
+        return f"embedded:{Path(path).resolve()}"
+    # a cluster's first node names it: the node the bus is connected to changes on failover
+    urls = getattr(transport, "urls", None) or [getattr(transport, "url", "") or ""]
+    url = urlsplit(urls[0])
+    return f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"
