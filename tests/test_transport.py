@@ -22,7 +22,7 @@ from esb.transport.headers import (
     failure_headers,
     replay_headers,
 )
-from esb.transport.rabbitmq_connection import redacted
+from esb.transport.rabbitmq_connection import broker_urls, redacted
 from esb.transport.rabbitmq_consuming import AckTracker
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
@@ -235,3 +235,14 @@ def test_a_misspelt_broker_url_scheme_gets_a_suggestion():
 
 def test_passwords_never_reach_a_message():
     assert redacted("amqp://guest:secret@host:5672/%2F") == "amqp://guest:***@host:5672/%2F"
+
+
+def test_several_broker_urls_are_a_list_or_separated_by_commas():
+    nodes = ["amqp://guest:guest@127.0.0.1:1/%2F", "amqp://guest:guest@127.0.0.1:2/%2F"]
+
+    assert broker_urls(" , ".join(nodes)) == nodes
+    assert broker_urls(nodes) == nodes
+    assert create_transport(nodes, [route()]).urls == nodes
+    assert create_transport(",".join(nodes), [route()]).url == nodes[0]
+    with pytest.raises(TransportError, match="no broker URL"):
+        broker_urls(" , ")

@@ -44,11 +44,14 @@ def _settings_schema() -> dict:
         "description": "Settings of the whole bus. The environment wins over these "
                        "(ESB_BROKER_URL, ESB_HTTP_HOST, ESB_HTTP_PORT, ESB_DATA_DIR), flags win over both.",
         "properties": {
-            "broker_url": {"type": ["string", "null"], "pattern": "^$|^amqps?://", "default": None,
-                           "x-esb-expected": "an amqp:// or amqps:// URL (or nothing for the embedded "
-                                             "transport)",
-                           "description": "RabbitMQ URL; unset or empty: the embedded transport (one file "
-                                          "in data_dir)."},
+            "broker_url": {"type": ["string", "null", "array"], "pattern": "^$|^amqps?://",
+                           "minItems": 1, "items": {"type": "string", "pattern": "^amqps?://"},
+                           "default": None,
+                           "x-esb-expected": "an amqp:// or amqps:// URL, a list of them (the nodes of a "
+                                             "cluster), or nothing for the embedded transport",
+                           "description": "RabbitMQ URL; several nodes of a cluster: a list, or the URLs "
+                                          "separated by commas; unset or empty: the embedded transport "
+                                          "(one file in data_dir)."},
             "http_host": {"type": "string", "default": "127.0.0.1",
                           "description": "Address the inbound and monitoring HTTP app listens on."},
             "http_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8080,

@@ -7,7 +7,7 @@ The contract every transport keeps is `esb.transport.contract`; its errors are i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,14 +20,17 @@ SCHEMES = ("amqp", "amqps", "embedded")
 """The broker URL schemes a transport is known by (RabbitMQ, RabbitMQ over TLS, the SQLite file)."""
 
 
-def create_transport(url: str | None, routes: Iterable[Any], *, path: Any = None, data_dir: Any = None,
-                     **options: Any) -> Transport:
+def create_transport(url: str | Sequence[str] | None, routes: Iterable[Any], *, path: Any = None,
+                     data_dir: Any = None, **options: Any) -> Transport:
     """The transport for a broker URL: `amqp://` or `amqps://` means RabbitMQ (loaded lazily); none,
-    `""` or `embedded://<path>` means the embedded transport (one SQLite file).
+    `""` or `embedded://<path>` means the embedded transport (one SQLite file). Several RabbitMQ
+    nodes: a list of URLs or one string of them separated by commas.
 
     The embedded transport's file is the URL's path, else `path`, else `<data_dir>/transport.sqlite`,
     else `.esb/transport.sqlite`. `path` and `data_dir` are ignored for RabbitMQ.
     """
+    if url is not None and not isinstance(url, str):  # several nodes of one RabbitMQ cluster
+        url = ",".join(url)
     scheme = url.split(":", 1)[0] if url else ""
     if scheme in ("amqp", "amqps"):
         from esb.transport.rabbitmq import RabbitMQTransport
@@ -52,5 +55,7 @@ def transport_scope(transport: Transport) -> str:
     path = getattr(transport, "path", None)
     if path is not None:
         return f"embedded:{Path(path).resolve()}"
-    url = urlsplit(getattr(transport, "url", "") or "")
+    # a cluster's first node names it: the node the bus is connected to changes on failover
+    urls = getattr(transport, "urls", None) or [getattr(transport, "url", "") or ""]
+    url = urlsplit(urls[0])
     return f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"

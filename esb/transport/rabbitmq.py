@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pika
@@ -76,6 +76,7 @@ from esb.transport.headers import REASON_INPUT, REASON_PERMANENT, dead_letter_he
 from esb.transport.rabbitmq_admin import RabbitMQAdmin
 from esb.transport.rabbitmq_connection import (
     LOGIN_REFUSED,
+    broker_urls,
     connection_parameters,
     declare_topology,
     describe,
@@ -100,7 +101,9 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
     """The bus on RabbitMQ.
 
     Parameters (keyword-only after `routes`):
-        url (str): `amqp://user:password@host:port/vhost`; heartbeat etc. as URL query options.
+        url (str or list): `amqp://user:password@host:port/vhost`; heartbeat etc. as URL query
+            options. Several nodes of one cluster: a list, or the URLs separated by commas; the bus
+            connects to one and moves on to the next when that one is lost or unreachable.
         routes: the `esb.routes.Route`s it serves (or an `esb.routes.Config`).
         queue_type (str): `classic` (default) or `quorum`, for routes without their own option.
         prefetch (int): messages in hand per destination consumer; default DEFAULT_PREFETCH (100).
@@ -111,7 +114,7 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
         events (TransportEvents): hooks for metrics; default no-ops.
     """
 
-    def __init__(self, url: str, routes: Iterable[Any], *, queue_type: str | None = None,
+    def __init__(self, url: str | Sequence[str], routes: Iterable[Any], *, queue_type: str | None = None,
                  prefetch: int = DEFAULT_PREFETCH, concurrency: int = DEFAULT_CONCURRENCY,
                  max_outstanding: int = DEFAULT_MAX_OUTSTANDING,
                  reconnect_min_delay: float = RECONNECT_MIN_DELAY,
@@ -122,8 +125,10 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
             queue_type = queue_type or (getattr(routes, "settings", None) or {}).get("queue_type")
         self._routes = {r.name: r for r in (config_routes if config_routes is not None else routes)}
         self.topology = Topology.from_routes(self._routes.values(), queue_type=queue_type)
-        self.url = url
-        self._parameters, self._admin_parameters = connection_parameters(url, connection_name)
+        self.urls = broker_urls(url)
+        self._connection_name = connection_name
+        self._node = 0
+        self._use_node(0)
         self._reconnect_min = reconnect_min_delay
         self._reconnect_max = reconnect_max_delay
         self._events = events or TransportEvents()
@@ -188,6 +193,12 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
     def _busy(self) -> bool:
         return self._publisher.busy() or self._consuming.busy(self._consumers)
 
+    def _use_node(self, index: int) -> None:
+        """Talk to node `index` of `urls` from now on (the next connection, declare and admin call)."""
+        self._node = index % len(self.urls)
+        self.url = self.urls[self._node]
+        self._parameters, self._admin_parameters = connection_parameters(self.url, self._connection_name)
+
     def _run(self) -> None:
         """The I/O thread: declare, connect, run the loop; on loss, back off and do it again."""
         self._io_thread_id = threading.get_ident()
@@ -210,10 +221,13 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
                 log.warning("esb: broker not reachable at %s: %s", redacted(self.url), describe(error))
             if self._stopping or self._start_error is not None:
                 break
-            delay = self._reconnect_min if was_connected else min(delay * 2, self._reconnect_max)
+            tried_all = not was_connected and self._node == len(self.urls) - 1
+            delay = min(delay * 2, self._reconnect_max) if tried_all else self._reconnect_min
+            if len(self.urls) > 1:  # another node of the cluster may be up: try it next
+                self._use_node(self._node + 1)
             if was_connected:
-                log.warning("esb: connection to the broker lost (%s); reconnecting",
-                            describe(self._last_error))
+                log.warning("esb: connection to the broker lost (%s); reconnecting to %s",
+                            describe(self._last_error), redacted(self.url))
             self._stop_event.wait(delay)
         self._connected.clear()
 

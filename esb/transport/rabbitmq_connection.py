@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pika
@@ -23,6 +23,15 @@ from esb.transport.topology import Topology
 
 DEFAULT_HEARTBEAT = 30
 """Seconds between AMQP heartbeats (unless the URL says otherwise)."""
+
+
+def broker_urls(url: str | Sequence[str]) -> list[str]:
+    """The node URLs of a broker: a list, or one string with URLs separated by commas."""
+    parts = url.split(",") if isinstance(url, str) else list(url)
+    urls = [part.strip() for part in parts if part and part.strip()]
+    if not urls:
+        raise TransportError("no broker URL given")
+    return urls
 
 
 def connection_parameters(url: str, connection_name: str) -> tuple[pika.URLParameters, pika.URLParameters]:
