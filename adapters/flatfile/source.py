@@ -4,7 +4,8 @@ docstring.
 One file never stops the poll: whatever goes wrong while handling it (an unreadable name, a
 mapping that raises, a file system error) moves that file to error_dir with a report naming the
 error, counted by the `set_aside` hook, and the poll goes on with the next file. Only the bus
-being unavailable (`SubmitStopped`) ends a poll early, with the file kept claimed.
+being unavailable (`SubmitStopped`) or the store (`StoreUnavailable`, a server that is down) ends a
+poll early, with the file kept claimed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from adapters.flatfile.readiness import KINDS, Readiness, Stray
 from adapters.flatfile.records import FileReader, MessageTooLarge, group_records, part_body
 from adapters.flatfile.reports import ErrorFolder, describe, problem_entry
 from adapters.flatfile.spec import options_of
-from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory
+from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory, StoreUnavailable
 from esb import codecs
 from esb.errors import InputError, Unavailable
 from esb.plugins import Accepted, RawMessage, Source, SourceContext
@@ -100,7 +101,7 @@ class FileSource(Source):
                 claim = self._claim(self.dir / entry.name, entry.name)
                 if claim is not None:
                     self._handle(claim)
-        except SubmitStopped as stopped:
+        except (SubmitStopped, StoreUnavailable) as stopped:
             log.warning("route %s: %s; the file stays claimed and is resumed at the next poll",
                         self.route, stopped)
 
@@ -111,6 +112,8 @@ class FileSource(Source):
             return None
         try:
             claim = self.claims.take(path, name)
+        except StoreUnavailable:
+            raise
         except Exception as error:  # noqa: BLE001 - e.g. a file system refusing the rename
             self._fail(path, name, None, f"the file cannot be claimed: {describe(error)}", "unclaimable")
             return None
@@ -126,7 +129,7 @@ class FileSource(Source):
         """Process one claimed file; any error but the bus's moves it aside and the poll goes on."""
         try:
             self._process(claim)
-        except SubmitStopped:
+        except (SubmitStopped, StoreUnavailable):
             raise
         except Exception as error:  # noqa: BLE001 - one file never stops the poll
             log.exception("route %s: handling %s failed", self.route, display_name(claim.name))
