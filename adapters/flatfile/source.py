@@ -57,7 +57,7 @@ class FileSource(Source):
         self.processed_dir = Path(self.options["processed_dir"] or self.dir / "processed")
         self.error_dir = Path(self.options["error_dir"] or self.dir / "error")
         own = {folder.name for folder in (self.processed_dir, self.error_dir) if folder.parent == self.dir}
-        self.readiness = Readiness(self.options, self.store, self.dir, own)
+        self.completeness = Readiness(self.options, self.store, self.dir, own)
         self.errors = ErrorFolder(self.store, self.error_dir, route_name)
         self.poll_interval = float(self.options["poll"])
         self.content_type = codecs.content_type(self.options["format"])
@@ -77,6 +77,10 @@ class FileSource(Source):
     def start(self, context: SourceContext) -> None:
         self._context = context
         self.errors.set_aside = context.set_aside
+        self.make_folders()
+
+    def make_folders(self) -> None:
+        """The source directory and the bookkeeping folders in it, made when missing."""
         for directory in (self.dir, self.claims.folder, self.progress_files.folder):
             self.store.make_folder(directory)
 
@@ -92,7 +96,7 @@ class FileSource(Source):
                     return
                 if not self.errors.is_stuck(claim.path):
                     self._handle(claim)
-            ready, strays = self.readiness.scan(self.store.entries(self.dir), self.clock())
+            ready, strays = self.completeness.scan(self.store.entries(self.dir), self.clock())
             for stray in strays:
                 self._move_stray(stray)
             for entry in ready:
@@ -118,11 +122,11 @@ class FileSource(Source):
             self._fail(path, name, None, f"the file cannot be claimed: {describe(error)}", "unclaimable")
             return None
         if claim is not None:
-            marker = self.readiness.marker_of(name)
+            marker = self.completeness.marker_of(name)
             if marker is not None:
                 # at once, so a new file of the same name is not taken before its own marker
                 self.store.remove(self.dir / marker)
-            self.readiness.forget(name)
+            self.completeness.forget(name)
         return claim
 
     def _handle(self, claim: Claim) -> None:
@@ -168,7 +172,7 @@ class FileSource(Source):
     def _process(self, claim: Claim) -> None:
         if self.store.stat(claim.path) is None:
             return  # taken over meanwhile
-        stat = self.store.stat(claim.path, follow_symlinks=self.readiness.follow_symlinks)
+        stat = self.store.stat(claim.path, follow_symlinks=self.completeness.follow_symlinks)
         if stat is None or stat.kind != FILE:
             why = "a symbolic link to nothing" if stat is None else KINDS.get(stat.kind, stat.kind)
             self._fail(claim.path, claim.name, claim, f"{why}: never opened", "not_regular")
@@ -258,7 +262,7 @@ class FileSource(Source):
         return False
 
     def _open(self, claim: Claim):
-        return self.store.open(claim.path, follow_symlinks=self.readiness.follow_symlinks)
+        return self.store.open(claim.path, follow_symlinks=self.completeness.follow_symlinks)
 
     def _dead_letter(self, raw: RawMessage, error: Exception) -> None:
         dead_letter = self._context.dead_letter
