@@ -55,7 +55,8 @@ SYSTEM_SCHEMA = {
                                        "accepted on first sight (ssh-keyscan -p PORT HOST, checked with "
                                        "the partner, makes the line)."},
         "connect_timeout": duration_option("Seconds to wait for the server when connecting and logging in, "
-                                           "or a duration such as 10s.", DEFAULT_CONNECT_TIMEOUT),
+                                           "and for each answer, or a duration such as 10s.",
+                                           DEFAULT_CONNECT_TIMEOUT),
         "reconnect_backoff": duration_option(
             "Seconds before the first new attempt after a failed connection, doubled at each failure up "
             "to 60 s; attempts in between fail at once.", DEFAULT_BACKOFF),

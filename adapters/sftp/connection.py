@@ -22,7 +22,8 @@ log = logging.getLogger("esb.adapters.sftp")
 
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the server to answer, finish the handshake and accept the login."""
+"""Seconds to wait for the server to answer, finish the handshake and accept the login, and for
+the answer to each request."""
 
 DEFAULT_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
@@ -61,7 +62,9 @@ class SftpConnection:
         self.timeout = float(settings.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT)
         self.backoff = float(settings.get("reconnect_backoff") or DEFAULT_BACKOFF)
         self.where = f"sftp {self.user}@{self.host}:{self.port}"
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
+        """Held for each SFTP request: paramiko's SFTPClient must not be used by two threads at once
+        (one thread can read the other's answer), and the system's source and sinks share it."""
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._failures = 0
@@ -71,7 +74,7 @@ class SftpConnection:
 
     def sftp(self) -> paramiko.SFTPClient:
         """The live session, opened (again) if needed; StoreUnavailable with one sentence if not."""
-        with self._lock:
+        with self.lock:
             if self._sftp is not None and self.alive():
                 return self._sftp
             self.close()
@@ -93,13 +96,13 @@ class SftpConnection:
 
     def lost(self, error: BaseException) -> StoreUnavailable:
         """The error to raise for `error` raised by a call that found the connection gone."""
-        with self._lock:
+        with self.lock:
             self.close()
             self._failed(f"{self.where}: the connection was lost ({type(error).__name__}: {error})")
             return StoreUnavailable(self.problem)
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             client, self._client, self._sftp = self._client, None, None
             if client is not None:
                 client.close()
@@ -125,6 +128,7 @@ class SftpConnection:
                            timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
                            look_for_keys=False, allow_agent=False)
             self._sftp = client.open_sftp()
+            self._sftp.get_channel().settimeout(self.timeout)  # a server that stops answering is lost
         except HostKeyRefused as error:
             client.close()
             raise StoreUnavailable(f"{self.where}: host key {error} is not in {self.known_hosts}; refused "

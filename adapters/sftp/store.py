@@ -64,13 +64,14 @@ class SftpStore:
 
     def call(self, action: Callable[[paramiko.SFTPClient], T]) -> T:
         """`action(sftp)`; a dropped connection becomes StoreUnavailable, an SFTP status error stays."""
-        sftp = self.connection.sftp()
-        try:
-            return action(sftp)
-        except (EOFError, OSError, paramiko.SSHException) as error:
-            if isinstance(error, DROPPED) or not _active(sftp):
-                raise self.connection.lost(error) from None
-            raise
+        with self.connection.lock:
+            sftp = self.connection.sftp()
+            try:
+                return action(sftp)
+            except (EOFError, OSError, paramiko.SSHException) as error:
+                if isinstance(error, DROPPED) or not _active(sftp):
+                    raise self.connection.lost(error) from None
+                raise
 
     def _lstat(self, path) -> paramiko.SFTPAttributes | None:
         try:
@@ -98,8 +99,9 @@ class SftpStore:
             raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
         if entry.kind != FILE:  # a FIFO would block the server's reader
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        sftp = self.connection.sftp()
-        handle = self.call(lambda sftp: sftp.open(str(path), "rb"))
+        with self.connection.lock:
+            sftp = self.connection.sftp()
+            handle = self.call(lambda sftp: sftp.open(str(path), "rb"))
         return io.BufferedReader(_RemoteFile(handle, sftp, self.connection), READ_BUFFER)  # type: ignore
 
     def rename(self, source, target) -> bool:
@@ -191,7 +193,8 @@ class _RemoteFile(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         try:
-            data = self._handle.read(len(buffer))
+            with self._connection.lock:
+                data = self._handle.read(len(buffer))
         except (EOFError, OSError, paramiko.SSHException) as error:
             if isinstance(error, DROPPED) or not _active(self._sftp):
                 raise self._connection.lost(error) from None
