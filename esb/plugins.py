@@ -5,7 +5,7 @@ An adapter is a module in `adapters/` (or any installed package) that calls `reg
 found through the `esb.adapters` entry point group, whose entry points name such a module:
 
     [project.entry-points."esb.adapters"]
-    sftp = "my_package.sftp_adapter"
+    mqtt = "my_package.mqtt_adapter"
 
 The spec's JSON Schema fragments are the single source of each adapter's options: `esb check`
 validates route files with them and `schemas/routes.schema.json` is generated from them.
@@ -31,7 +31,7 @@ from esb.errors import NotFound
 from esb.problems import unknown
 
 BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table", "adapters.as2",
-                   "adapters.aggregate", "adapters.alerts")
+                   "adapters.sftp", "adapters.aggregate", "adapters.alerts")
 ENTRY_POINT_GROUP = "esb.adapters"
 
 DEFAULT_TIMEOUT = 30.0

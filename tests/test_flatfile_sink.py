@@ -148,3 +148,15 @@ def test_a_batch_left_by_a_stopped_worker_is_finished_at_the_next_start(tmp_path
 
     assert visible_files(tmp_path) == ["orders_1.csv"]
     assert (tmp_path / "orders_1.csv").read_bytes() == b"sku\nA\n"
+
+
+def test_a_received_at_with_a_strftime_form_names_the_file_from_the_message_time(tmp_path):
+    from types import SimpleNamespace
+
+    sink = FileSink(Endpoint("file", {"dir": str(tmp_path),
+                                      "name_template": "{document_number}_{received_at:%Y%m%d%H%M%S}.edi"}))
+    envelope = SimpleNamespace(id="1", type="t", correlation_id="c", causation_id=None, source="s",
+                               schema_version=1, occurred_at=None, received_at="2026-12-03T07:45:01.5Z",
+                               payload={"document_number": "SO-1"})
+
+    assert sink.file_name(envelope, datetime.now(UTC)) == "SO-1_20261203074501.edi"

@@ -457,3 +457,9 @@ def test_a_20000_line_file_is_streamed_record_by_record(inbox):
 def test_options_that_do_not_fit_together_are_reported(options, expected):
     problems = check_endpoint(Endpoint("file", {"dir": "/x", **options}), None, "/")
     assert any(expected in problem for problem in problems), problems
+
+
+def test_a_file_source_answers_the_readiness_hook_of_sources(inbox):
+    source = make_source(inbox, Bus())
+
+    assert source.readiness() is None  # /readyz calls it on every source

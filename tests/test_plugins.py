@@ -25,19 +25,19 @@ def test_an_unknown_adapter_gets_a_suggestion_in_a_plain_sentence():
 
 
 def test_a_third_party_adapter_registers_through_an_entry_point(monkeypatch, tmp_path):
-    (tmp_path / "acme_esb_sftp.py").write_text(
+    (tmp_path / "acme_esb_mqtt.py").write_text(
         "from esb.plugins import AdapterSpec, register\n"
-        "register(AdapterSpec(name='sftp', summary='SFTP', endpoint_schema={'type': 'object'}))\n")
+        "register(AdapterSpec(name='mqtt', summary='MQTT', endpoint_schema={'type': 'object'}))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(plugins, "_adapters", dict(plugins._adapters))
     monkeypatch.setattr(plugins, "_loaded", False)
-    entry_point = EntryPoint(name="sftp", value="acme_esb_sftp", group=plugins.ENTRY_POINT_GROUP)
+    entry_point = EntryPoint(name="mqtt", value="acme_esb_mqtt", group=plugins.ENTRY_POINT_GROUP)
     monkeypatch.setattr(plugins, "entry_points",
                         lambda group: [entry_point] if group == plugins.ENTRY_POINT_GROUP else [])
-    assert "sftp" not in plugins._adapters
+    assert "mqtt" not in plugins._adapters
 
-    assert plugins.get_adapter("sftp").summary == "SFTP"
-    monkeypatch.delitem(sys.modules, "acme_esb_sftp")
+    assert plugins.get_adapter("mqtt").summary == "MQTT"
+    monkeypatch.delitem(sys.modules, "acme_esb_mqtt")
 
 
 def test_two_adapters_with_one_name_are_refused(monkeypatch):

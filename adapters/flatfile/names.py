@@ -6,7 +6,8 @@ import re
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^{}]*))?\}")
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
-ENVELOPE_FIELDS = ("id", "type", "correlation_id", "causation_id", "source", "schema_version")
+ENVELOPE_FIELDS = ("id", "type", "correlation_id", "causation_id", "source", "schema_version", "occurred_at",
+                   "received_at")
 
 
 def template_problems(template: str) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.flatfile.claims import display_name
 from adapters.flatfile.progress import json_bytes
-from adapters.flatfile.store import FileStore
+from adapters.flatfile.store import FileStore, StoreUnavailable
 
 log = logging.getLogger("esb.adapters.flatfile")
 
@@ -80,6 +80,8 @@ class ErrorFolder:
         shown = display_name(name)
         try:
             target = write_report_and_move(self.store, path, self.dir, name, {"file": shown, **report})
+        except StoreUnavailable:
+            raise  # not this file's fault: it is moved once the store is back
         except Exception as failure:  # noqa: BLE001 - whatever it is, the poll goes on without this file
             if not self.is_stuck(path):
                 self._stuck.add(str(path))

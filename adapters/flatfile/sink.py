@@ -28,7 +28,7 @@ log = logging.getLogger("esb.adapters.flatfile")
 BATCH_RECOVERY_GRACE = 60.0
 """Seconds past batch_interval after which a batch file left by a dead worker is finished."""
 
-EXTENSIONS = {"csv": "csv", "fixedwidth": "txt", "json": "json", "xml": "xml"}
+EXTENSIONS = {"csv": "csv", "fixedwidth": "txt", "json": "json", "xml": "xml", "x12": "edi", "edifact": "edi"}
 
 
 @dataclass(slots=True)
@@ -41,6 +41,15 @@ class _Batch:
     count: int = 0
 
 
+def _as_datetime(text: str, name: str, template: str) -> datetime:
+    """A field given a strftime form ({received_at:%Y%m%d}): an RFC 3339 time or a date."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise Permanent(f"name_template {template!r}: {name!r} is {text!r}, not a date or time for "
+                        f"its strftime form") from None
+
+
 class FileSink(Sink):
     """Writes each message to `dir`, atomically, or appends it to a batch file; see the module docstring.
 
@@ -51,6 +60,16 @@ class FileSink(Sink):
         options = options_of(endpoint)
         self.dir = Path(options["dir"])
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._configure(options, route_name)
+        self.batch_interval = options.get("batch_interval")
+        self._lock = threading.Lock()
+        self._batch: _Batch | None = None
+        self._timer: threading.Timer | None = None
+        if self.batch_interval:
+            self._finish_abandoned_batches()
+
+    def _configure(self, options: dict, route_name: str | None) -> None:
+        """The name template and the bytes written: what every sink of files shares (SFTP too)."""
         self.template = options["name_template"]
         problems = template_problems(self.template)
         if "{route" in self.template and route_name is None:
@@ -63,12 +82,6 @@ class FileSink(Sink):
         self.encoding = options["encoding"]
         self._utf8 = decoding_for(self.encoding) == "utf-8"
         self.line_ending = b"\r\n" if options["line_ending"] == "crlf" else b"\n"
-        self.batch_interval = options.get("batch_interval")
-        self._lock = threading.Lock()
-        self._batch: _Batch | None = None
-        self._timer: threading.Timer | None = None
-        if self.batch_interval:
-            self._finish_abandoned_batches()
 
     # --- names and bytes ----------------------------------------------------------------------
     def file_name(self, envelope, moment: datetime) -> str:
@@ -86,7 +99,12 @@ class FileSink(Sink):
                 value = jmespath.search(path, envelope.payload)
             if value is None:
                 raise Permanent(f"name_template {self.template!r}: the message has no {name!r}")
-            return safe_part(format(value, form) if form else str(value))
+            if form and "%" in form and isinstance(value, str):
+                value = _as_datetime(value, name, self.template)
+            try:
+                return safe_part(format(value, form) if form else str(value))
+            except (ValueError, TypeError) as error:
+                raise Permanent(f"name_template {self.template!r}: {{{name}:{form}}}: {error}") from None
 
         return safe_part(PLACEHOLDER.sub(fill, self.template))
 

@@ -4,7 +4,8 @@ docstring.
 One file never stops the poll: whatever goes wrong while handling it (an unreadable name, a
 mapping that raises, a file system error) moves that file to error_dir with a report naming the
 error, counted by the `set_aside` hook, and the poll goes on with the next file. Only the bus
-being unavailable (`SubmitStopped`) ends a poll early, with the file kept claimed.
+being unavailable (`SubmitStopped`) or the store (`StoreUnavailable`, a server that is down) ends a
+poll early, with the file kept claimed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from adapters.flatfile.readiness import KINDS, Readiness, Stray
 from adapters.flatfile.records import FileReader, MessageTooLarge, group_records, part_body
 from adapters.flatfile.reports import ErrorFolder, describe, problem_entry
 from adapters.flatfile.spec import options_of
-from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory
+from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory, StoreUnavailable
 from esb import codecs
 from esb.errors import InputError, Unavailable
 from esb.plugins import Accepted, RawMessage, Source, SourceContext
@@ -56,7 +57,7 @@ class FileSource(Source):
         self.processed_dir = Path(self.options["processed_dir"] or self.dir / "processed")
         self.error_dir = Path(self.options["error_dir"] or self.dir / "error")
         own = {folder.name for folder in (self.processed_dir, self.error_dir) if folder.parent == self.dir}
-        self.readiness = Readiness(self.options, self.store, self.dir, own)
+        self.completeness = Readiness(self.options, self.store, self.dir, own)
         self.errors = ErrorFolder(self.store, self.error_dir, route_name)
         self.poll_interval = float(self.options["poll"])
         self.content_type = codecs.content_type(self.options["format"])
@@ -76,6 +77,10 @@ class FileSource(Source):
     def start(self, context: SourceContext) -> None:
         self._context = context
         self.errors.set_aside = context.set_aside
+        self.make_folders()
+
+    def make_folders(self) -> None:
+        """The source directory and the bookkeeping folders in it, made when missing."""
         for directory in (self.dir, self.claims.folder, self.progress_files.folder):
             self.store.make_folder(directory)
 
@@ -91,7 +96,7 @@ class FileSource(Source):
                     return
                 if not self.errors.is_stuck(claim.path):
                     self._handle(claim)
-            ready, strays = self.readiness.scan(self.store.entries(self.dir), self.clock())
+            ready, strays = self.completeness.scan(self.store.entries(self.dir), self.clock())
             for stray in strays:
                 self._move_stray(stray)
             for entry in ready:
@@ -100,7 +105,7 @@ class FileSource(Source):
                 claim = self._claim(self.dir / entry.name, entry.name)
                 if claim is not None:
                     self._handle(claim)
-        except SubmitStopped as stopped:
+        except (SubmitStopped, StoreUnavailable) as stopped:
             log.warning("route %s: %s; the file stays claimed and is resumed at the next poll",
                         self.route, stopped)
 
@@ -111,22 +116,24 @@ class FileSource(Source):
             return None
         try:
             claim = self.claims.take(path, name)
+        except StoreUnavailable:
+            raise
         except Exception as error:  # noqa: BLE001 - e.g. a file system refusing the rename
             self._fail(path, name, None, f"the file cannot be claimed: {describe(error)}", "unclaimable")
             return None
         if claim is not None:
-            marker = self.readiness.marker_of(name)
+            marker = self.completeness.marker_of(name)
             if marker is not None:
                 # at once, so a new file of the same name is not taken before its own marker
                 self.store.remove(self.dir / marker)
-            self.readiness.forget(name)
+            self.completeness.forget(name)
         return claim
 
     def _handle(self, claim: Claim) -> None:
         """Process one claimed file; any error but the bus's moves it aside and the poll goes on."""
         try:
             self._process(claim)
-        except SubmitStopped:
+        except (SubmitStopped, StoreUnavailable):
             raise
         except Exception as error:  # noqa: BLE001 - one file never stops the poll
             log.exception("route %s: handling %s failed", self.route, display_name(claim.name))
@@ -165,7 +172,7 @@ class FileSource(Source):
     def _process(self, claim: Claim) -> None:
         if self.store.stat(claim.path) is None:
             return  # taken over meanwhile
-        stat = self.store.stat(claim.path, follow_symlinks=self.readiness.follow_symlinks)
+        stat = self.store.stat(claim.path, follow_symlinks=self.completeness.follow_symlinks)
         if stat is None or stat.kind != FILE:
             why = "a symbolic link to nothing" if stat is None else KINDS.get(stat.kind, stat.kind)
             self._fail(claim.path, claim.name, claim, f"{why}: never opened", "not_regular")
@@ -255,7 +262,7 @@ class FileSource(Source):
         return False
 
     def _open(self, claim: Claim):
-        return self.store.open(claim.path, follow_symlinks=self.readiness.follow_symlinks)
+        return self.store.open(claim.path, follow_symlinks=self.completeness.follow_symlinks)
 
     def _dead_letter(self, raw: RawMessage, error: Exception) -> None:
         dead_letter = self._context.dead_letter

@@ -110,8 +110,9 @@ ENDPOINT_SCHEMA = {
         # sink options
         "name_template": {"type": "string", "default": "{type}_{id}.{ext}", "x-esb-role": "sink",
                           "description": "Name of each written file; placeholders: {type}, {id}, "
-                                         "{correlation_id}, {source}, {ext}, {timestamp} (UTC, "
-                                         "YYYYmmddTHHMMSS; {timestamp:%Y%m%d} for another strftime form), "
+                                         "{correlation_id}, {source}, {ext}, {received_at}, {occurred_at}, "
+                                         "{timestamp} (UTC, YYYYmmddTHHMMSS; {timestamp:%Y%m%d} or "
+                                         "{received_at:%Y%m%d%H%M%S} for another strftime form), "
                                          "{route} (when the runtime passes it), and any payload field by "
                                          "name or dotted path ({receipt_number}, {payload.warehouse}). "
                                          "Files are written under a temporary name and renamed."},

@@ -30,6 +30,11 @@ FILE, DIRECTORY, SYMLINK, OTHER = "file", "directory", "symlink", "other"
 """The kinds of entry a folder holds (OTHER: a FIFO, socket or device)."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached now (an SFTP server down): the source keeps its claims and
+    tries again at the next poll; nothing is moved aside for it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One entry of a folder, as it is (a symbolic link is not followed)."""

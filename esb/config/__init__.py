@@ -15,7 +15,8 @@ string. Values taken from the environment are never repeated in a problem: they 
 
 Adapter option schemas may carry these keywords, which this module reads:
 `x-esb-role: source|sink` (an option only one side takes), `x-esb-path: true` (a file or
-directory, resolved relative to the routes file), `x-esb-source-required` / `x-esb-sink-required`
+directory, resolved relative to the routes file), `x-esb-secret: true` (a password: only from
+`${VAR}`, never inline), `x-esb-source-required` / `x-esb-sink-required`
 (options one side needs), and `x-esb-source` / `x-esb-sink` on the endpoint schema (what the
 adapter can be). A string option with `"pattern": DURATION_PATTERN` is a duration. In the built
 model every option is present (missing ones take their default), paths are absolute and

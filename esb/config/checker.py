@@ -106,10 +106,20 @@ class Checker:
             path = ("systems", name)
             if not isinstance(block, dict) or self.is_broken(path):
                 continue
+            for adapter, options in block.items():
+                self.check_secrets((*path, adapter), self.specs[adapter].system_schema, options)
             settings = {adapter: self.options(self.specs[adapter].system_schema, options)
                         for adapter, options in block.items()}
             systems[name] = System(name=name, settings=settings, line=self.document.line(path))
         return systems
+
+    def check_secrets(self, path: JsonPath, schema: dict, options: dict) -> None:
+        """An option marked `x-esb-secret` (a password) must come from ${ENV}, never be written inline."""
+        for key, option in schema.get("properties", {}).items():
+            if option.get("x-esb-secret") and isinstance(options.get(key), str) and options[key] \
+                    and (*path, key) not in self.document.from_environment:
+                self.add((*path, key), f"{key} is written inline; give it as ${{VAR}} (an environment "
+                                       "variable), so that no secret is kept in routes.yaml")
 
     def check_settings(self) -> None:
         zone = self.settings_block.get("timezone")
