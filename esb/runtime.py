@@ -140,7 +140,7 @@ class Runtime:
         spec = get_adapter(endpoint.adapter)
         if spec.sink_factory is None:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
-        sink = spec.sink_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system))
+        sink = self._make_sink(route, destination)
         self.sinks.append(sink)
         mapping = self._load_mapping(destination.map)
         outbound = OutboundPipeline(destination, mapping=mapping)
@@ -155,6 +155,12 @@ class Runtime:
                     destination=destination.name, attempt=delivery.attempt, outcome="delivered"))
 
         self.transport.consume(route.name, destination.name, deliver)
+
+    def _make_sink(self, route: Route, destination: Destination) -> Sink:
+        """The sink of a destination (`esb test` overrides this to capture what would be sent)."""
+        endpoint = destination.endpoint
+        return get_adapter(endpoint.adapter).sink_factory(
+            endpoint, self._system_settings(endpoint.adapter, endpoint.system))
 
     def _start_source(self, route: Route) -> None:
         endpoint = route.source
