@@ -217,12 +217,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runtime.start(app=create_app(runtime) if options.http else None)
     except TransportError as error:
         return _fail(str(error))
+    reloader = None
+    if not consumer_only:  # extra workers get no SIGHUP of their own: see the README
+        from esb.audit import AUDIT_FILE_NAME, AuditLog
+        from esb.reload import Reloader
+
+        reloader = Reloader(runtime, path, AuditLog(data_dir / AUDIT_FILE_NAME), watch=args.watch).start()
+        signal.signal(signal.SIGHUP, lambda *_: reloader.request())
     children = [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
                                   *(["--broker", args.broker] if args.broker else [])])
                 for _ in range(max(0, args.workers - 1))]
     if runtime.server is not None:
         print(f"esb: listening on {runtime.server.url}", file=sys.stderr, flush=True)
     stop.wait()
+    if reloader is not None:
+        reloader.stop()
     for child in children:
         child.terminate()
     runtime.stop()
@@ -392,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HTTP port (default: $ESB_HTTP_PORT, settings.http_port, 8080)")
     runner.add_argument("--workers", type=int, default=1,
                         help="processes in all; the extra ones only consume (competing consumers)")
+    runner.add_argument("--watch", action="store_true",
+                        help="reload the routes file and its mappings when they change (as SIGHUP does), "
+                             "once esb check passes on them")
     runner.add_argument("--role", choices=["all", "consumer"], default="all", help=argparse.SUPPRESS)
 
     tester = command("test", "run the test cases next to every mapping, then the route cases of "

@@ -111,24 +111,26 @@ class Runtime:
         self.app: Flask | None = None  # the HTTP app, given to start() (or a bare one made there)
         self.sources: list[Source] = []
         self.sinks: list[Sink] = []
+        self._outbound: dict[tuple[str, str], tuple[Sink, OutboundPipeline, str]] = {}
         self.server: HttpServer | None = None
         self.scheduler = None
         self._stopped = threading.Event()
 
     # --- building ---------------------------------------------------------------------------
-    def _inbound_pipeline(self, route: Route) -> InboundPipeline:
-        mapping = self._load_mapping(route.map)
+    def _inbound_pipeline(self, route: Route, config: Config | None = None) -> InboundPipeline:
+        mapping = self._load_mapping(route.map, config)
         return InboundPipeline(route, mapping=mapping, validate=self._validate,
                                source=route.source.system or route.source.adapter,
                                document_keys=self._document_keys)
 
-    def _load_mapping(self, path: str | None) -> Any:
+    def _load_mapping(self, path: str | None, config: Config | None = None) -> Any:
         if not path:
             return None
         from esb.mapping import load_mapping
 
-        return load_mapping(path, timezone=self.config.settings.get("timezone"),
-                            name=mapping_name(path, self.config.path))
+        config = config or self.config
+        return load_mapping(path, timezone=config.settings.get("timezone"),
+                            name=mapping_name(path, config.path))
 
     def _system_settings(self, adapter: str, system: str | None) -> dict | None:
         if not system:
@@ -142,12 +144,11 @@ class Runtime:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
         sink = self._make_sink(route, destination)
         self.sinks.append(sink)
-        mapping = self._load_mapping(destination.map)
-        outbound = OutboundPipeline(destination, mapping=mapping)
-        output_format = getattr(mapping, "output_format", None) or "json"
-        content_type = codecs.content_type(output_format)
+        key = (route.name, destination.name)
+        self._outbound[key] = self._outbound_piece(destination, sink, self.config)
 
         def deliver(envelope, delivery: Delivery) -> None:
+            sink, outbound, content_type = self._outbound[key]  # looked up per message: see reload()
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("delivered%s", f" as {target_id}" if target_id else "", extra=message_fields(
@@ -155,6 +156,12 @@ class Runtime:
                     destination=destination.name, attempt=delivery.attempt, outcome="delivered"))
 
         self.transport.consume(route.name, destination.name, deliver)
+
+    def _outbound_piece(self, destination: Destination, sink: Sink,
+                        config: Config) -> tuple[Sink, OutboundPipeline, str]:
+        mapping = self._load_mapping(destination.map, config)
+        output_format = getattr(mapping, "output_format", None) or "json"
+        return sink, OutboundPipeline(destination, mapping=mapping), codecs.content_type(output_format)
 
     def _make_sink(self, route: Route, destination: Destination) -> Sink:
         """The sink of a destination (`esb test` overrides this to capture what would be sent)."""
@@ -231,6 +238,28 @@ class Runtime:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+    # --- reloading (esb.reload checks the new files and refuses what needs a restart) ----------
+    def reload(self, config: Config) -> None:
+        """Use the mappings, filters, validation and destination options of `config`, which has
+        the same routes, sources and destinations as the running one. Everything is built first (an
+        error leaves the old config running), then swapped; a message in hand finishes with the old
+        pieces, and replaced sinks are closed at stop."""
+        pipelines = {route.name: self._inbound_pipeline(route, config) for route in config.routes}
+        outbound = {}
+        for route in config.routes:
+            for destination in route.destinations:
+                key = (route.name, destination.name)
+                if key not in self._outbound:
+                    continue  # this process does not consume (a source-only process)
+                sink = self._outbound[key][0]
+                if destination.endpoint.options != self.config.route(route.name).destination(
+                        destination.name).endpoint.options:
+                    sink = self._make_sink(route, destination)
+                    self.sinks.append(sink)
+                outbound[key] = self._outbound_piece(destination, sink, config)
+        self.pipelines, self._outbound, self.config = pipelines, outbound, config
+        log.info("reloaded %s: %d routes", config.path, len(config.routes))
 
     # --- inbound ----------------------------------------------------------------------------
     def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
