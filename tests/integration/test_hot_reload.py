@@ -147,3 +147,43 @@ def test_watch_reloads_on_change_and_refuses_what_needs_a_restart(bus):
     assert refused["outcome"]["ok"] is False
     assert "needs a restart: the routes changed (counts, counts2)" in refused["outcome"]["problems"]
     assert run.post_count()["warehouse"] == "WH2"
+
+
+def test_a_message_in_hand_during_a_reload_is_delivered_once_as_it_was_mapped(tmp_path):
+    from esb.config import load_config
+    from esb.plugins import RawMessage, Sink
+    from esb.runtime import Runtime, RuntimeOptions
+
+    held, release, delivered = threading.Event(), threading.Event(), []
+    JSON = "application/json"  # noqa: N806
+
+    class HoldingSink(Sink):
+        def deliver(self, envelope, body, content_type):
+            held.set()
+            assert release.wait(30)
+            document = json.loads(body)
+            delivered.append((document["count_number"], document["warehouse"]))
+
+    class HoldingRuntime(Runtime):
+        def _make_sink(self, route, destination):
+            return HoldingSink()
+
+    (tmp_path / "out").mkdir()
+    mapping = tmp_path / "counts.in.yaml"
+    shutil.copy(MAPPING, mapping)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES.format(data=tmp_path / "data", out=tmp_path / "out"), encoding="utf-8")
+    options = RuntimeOptions(broker_url=None, data_dir=tmp_path / "data", http=False, sources=False)
+    runtime = HoldingRuntime(load_config(routes), options).start()
+    try:
+        count = json.loads(COUNT.read_bytes())
+        runtime.submit("counts", RawMessage(json.dumps({**count, "countId": "A"}).encode(), JSON))
+        assert held.wait(30)  # message A is in the sink
+        _with_site_table(mapping, "WH2")
+        runtime.reload(load_config(routes))
+        runtime.submit("counts", RawMessage(json.dumps({**count, "countId": "B"}).encode(), JSON))
+        release.set()
+        _until(lambda: len(delivered) == 2)
+    finally:
+        runtime.stop()
+    assert sorted(delivered) == [("A", "WH1"), ("B", "WH2")]  # A as mapped before the reload, once
