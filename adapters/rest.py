@@ -20,7 +20,7 @@ from flask import jsonify, request
 from esb import jsonfmt, push
 from esb.credentials import presented_key
 from esb.durations import parse_duration
-from esb.errors import DecodeError, InputError, Permanent, Retryable
+from esb.errors import Conflict, DecodeError, InputError, Permanent, Retryable
 from esb.plugins import (
     DEFAULT_TIMEOUT,
     AdapterSpec,
@@ -117,7 +117,9 @@ def check_endpoint(endpoint, system: dict | None, base_dir) -> list[str]:
 class RestSource(Source):
     """A push source: `POST /in/<route>` answers 202 with the message id once the broker confirmed.
 
-    400 undecodable, 422 unmappable or invalid (each problem listed), 401 no or unknown key,
+    200 with the first id for a repeat (same `Idempotency-Key` header or business key), 409 for an
+    `Idempotency-Key` used before with another body, 400 undecodable, 422 unmappable or invalid
+    (each problem listed), 401 no or unknown key,
     403 a key without the sender role for this route, 413 over `max_body_bytes`,
     503 when the bus cannot store the message now (never a 202 that was not stored).
     """
@@ -143,14 +145,16 @@ class RestSource(Source):
             body = push.read_body(request, self.options["max_body_bytes"])
             if not body:
                 return push.error_response(400, "decode", "the body is empty")
-            key = request.headers.get("Idempotency-Key") or self._business_key(body)
             metadata = {"sender": self.sender, "remote": request.remote_addr}
             raw = RawMessage(body, request.content_type, metadata)
-            accepted = push.store(self._submit, raw, idempotency_key=key)
+            accepted = push.store(self._submit, raw, idempotency_key=request.headers.get("Idempotency-Key"),
+                                  business_key=self._business_key(body))
         except push.Refusal as refusal:
             return refusal.json_response()
         except DecodeError as error:
             return jsonify(error.as_dict()), 400
+        except Conflict as error:
+            return jsonify(error.as_dict()), 409
         except InputError as error:
             return jsonify(error.as_dict()), 422
         ids = list(accepted.message_ids)

@@ -292,7 +292,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     """`show` prints the queues and exchange the routes need (no broker); `declare` creates them."""
     from esb.transport import create_transport
     from esb.transport.errors import TransportError
-    from esb.transport.rabbitmq import redacted
+    from esb.transport.rabbitmq_connection import redacted
     from esb.transport.topology import Topology
 
     config = _load_config(args)

@@ -36,13 +36,18 @@ def run_dlq(args: argparse.Namespace, config: Config, *, broker_url: str | None,
         raise CommandFailed(f"dlq {args.action}: say which messages, --id ID or --all")
     ids = [args.message_id] if args.message_id else None
     where = f"{args.route}/{args.destination}" if args.destination else args.route
-    journal = None
+    journal = runtime = None
     try:
         find_route(config, args.route)  # a misspelt route touches nothing
-        transport = create_transport(broker_url, config, data_dir=data_dir)
-        journal = Journal(config.settings.get("journal") or data_dir / JOURNAL_FILE_NAME)
-        admin = AdminService(transport=transport, journal=journal, config=config,
-                             audit=AuditLog(data_dir / AUDIT_FILE_NAME))
+        audit = AuditLog(data_dir / AUDIT_FILE_NAME)
+        if args.action == "replay":  # raw inbound dead letters go through the route's inbound stage
+            runtime = inbound_runtime(config, broker_url=broker_url, data_dir=data_dir)
+            admin = AdminService(transport=runtime.transport, journal=runtime.journal, config=config,
+                                 audit=audit, resubmit=runtime.resubmit)
+        else:
+            transport = create_transport(broker_url, config, data_dir=data_dir)
+            journal = Journal(config.settings.get("journal") or data_dir / JOURNAL_FILE_NAME)
+            admin = AdminService(transport=transport, journal=journal, config=config, audit=audit)
         if args.action in ("list", "show"):
             letters = [d for d in admin.dead_letters(args.route, args.destination)
                        if ids is None or d.message_id in ids]
@@ -63,10 +68,26 @@ def run_dlq(args: argparse.Namespace, config: Config, *, broker_url: str | None,
     finally:
         if journal is not None:
             journal.close()  # writes what was journaled before the command exits
+        if runtime is not None:
+            runtime.stop()
     if done.missing:
         raise CommandFailed(f"no dead letter with id {args.message_id} in {where}")
     print(f"{'replayed' if args.action == 'replay' else 'purged'} {done.count} dead letter(s) of {where}")
-    return 0
+    for message_id, why in done.not_replayed.items():
+        print(f"not replayed {message_id}: {why}", file=sys.stderr)
+    if done.reason and not done.not_replayed:
+        print(done.reason, file=sys.stderr)
+    return 1 if done.not_replayed else 0
+
+
+def inbound_runtime(config: Config, *, broker_url: str | None, data_dir: Path):
+    """A started runtime with no sources, consumers or port: its `submit` replays raw input through
+    the route's inbound stage (decode, map, validate, publish), with the same journal and keys."""
+    from esb.runtime import Runtime, RuntimeOptions
+
+    options = RuntimeOptions(broker_url=broker_url, data_dir=data_dir, http=False, sources=False,
+                             consumers=False, journal=config.settings.get("journal"))
+    return Runtime(config, options).start()
 
 
 def dead_letter_line(letter: DeadLetter) -> str:

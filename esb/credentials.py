@@ -54,6 +54,10 @@ class Credentials:
     def add(self, key_digest: bytes, principal: Principal) -> None:
         self._entries.append((key_digest, principal))
 
+    def anyone_may_send(self, route: str) -> bool:
+        """True when at least one key has the role sender=<route> (or sender=*)."""
+        return any(principal.may_send(route) for _, principal in self._entries)
+
     def identify(self, key: str | None) -> Principal | None:
         """The principal of `key`, or None. Every stored digest is compared, match or not."""
         if not key:

@@ -51,6 +51,7 @@ class InputError(Permanent):
         super().__init__(message)
         self.message = message
         self.problems = list(problems or [])
+        self.document_numbers: tuple[str, ...] = ()  # of the documents refused, when they were read
 
     def __str__(self) -> str:
         if not self.problems:
@@ -77,6 +78,12 @@ class ValidationError(InputError):
     """A payload does not match the JSON Schema of its canonical type."""
 
     kind = "validation"
+
+
+class Conflict(InputError):
+    """A request key (`Idempotency-Key`) used before with another body: answered 409, naming the key."""
+
+    kind = "conflict"
 
 
 class ConfigError(EsbError):

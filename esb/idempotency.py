@@ -1,43 +1,104 @@
-"""De-duplication of sources that may repeat: a business key (or an `Idempotency-Key` header)
-maps to the id of the first message made from it, so a repeated post or re-polled document
-returns that id instead of publishing twice.
+"""De-duplication of sources that may repeat. Each message claims its keys: the request's key
+(a client's `Idempotency-Key` header, a file's identity) and its business key (source, document
+number, revision). A message is a repeat when *any* of its keys was seen; every key then points
+to the id of the first message, so a new header cannot bypass the business key.
 
-A key is *claimed* (pending) before the publish, *confirmed* after the broker's confirm, and
-*released* if the publish fails, so a message that was never stored does not block its own
-retry. A pending claim older than `stale_after` (the process died between claim and confirm)
-is taken over by the next claim. Keys are kept `retention_days` (default 30).
+A claim stores the message id *before* the publish (pending), is *confirmed* after the broker's
+confirm, and is *disowned* (never forgotten) when the publish fails: whoever claims the key next
+re-publishes under the same id, so a crash between publish and confirm never gives a document a
+second message id. A pending claim is waited for only while it belongs to this process (another
+request thread is storing it) and is younger than `stale_after`; a claim of another process
+(one that died, typically, after kill -9) is adopted at once, so a restarted bus answers
+re-posts within its first seconds. If that other process is in fact alive, both publish the same
+id: a same-id repeat that a target honouring `Idempotency-Key` absorbs.
+
+The request key remembers a digest of the body it came with: the same key with another body is
+a `Conflict` (409), naming the key. Keys are scoped to the transport (`scope`): what refers to
+messages of one broker means nothing on another. Keys are kept `retention_days` (default 30).
 """
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from esb.database import Database, transaction
+from esb.errors import Conflict, Unavailable
 
 DEFAULT_RETENTION_DAYS = 30.0
 """Days a key is remembered; a repeat after that is accepted as new."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS esb_idempotency_keys (
+TABLE = "esb_idempotency_claims"
+_LEGACY_TABLE = "esb_idempotency_keys"  # before keys were scoped to a transport
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    scope TEXT NOT NULL,
     route TEXT NOT NULL,
     key TEXT NOT NULL,
     message_id TEXT NOT NULL,
+    fingerprint TEXT,
+    owner TEXT,
     confirmed INTEGER NOT NULL DEFAULT 0,
     at_epoch DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (route, key)
+    PRIMARY KEY (scope, route, key)
 )"""
 
 
-class IdempotencyStore:
-    """Business key -> first message id, per route; SQLite file or PostgreSQL DSN."""
+def body_fingerprint(body: bytes) -> str:
+    """The digest a request key remembers of its body."""
+    return hashlib.sha256(body).hexdigest()
 
-    def __init__(self, target: str | Path, *, retention_days: float = DEFAULT_RETENTION_DAYS):
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of a message; `fingerprint` (a request key's body digest) or None (a business key)."""
+
+    text: str
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming a message's keys.
+
+    `outcome` is `new` (publish under `message_id`, the id offered), `duplicate` (confirmed
+    earlier as `message_id`: publish nothing), `adopted` (claimed earlier as `message_id` and not
+    confirmed: publish again under that id) or `busy` (this process is storing it right now)."""
+
+    outcome: str
+    message_id: str
+    key: str | None = None  # the key that made it a duplicate, adopted or busy
+
+    @property
+    def publish(self) -> bool:
+        return self.outcome in ("new", "adopted")
+
+
+def _is_database_error(error: BaseException) -> bool:
+    """sqlite3's errors, or psycopg's (whose base class is also named `Error`)."""
+    return isinstance(error, sqlite3.Error) or any(
+        kind.__module__.startswith("psycopg") for kind in type(error).__mro__)
+
+
+class _Busy(Exception):
+    def __init__(self, claim: Claim):
+        self.claim = claim
+
+
+class IdempotencyStore:
+    """Keys -> first message id, per (transport scope, route); SQLite file or PostgreSQL DSN."""
+
+    def __init__(self, target: str | Path, *, scope: str = "",
+                 retention_days: float = DEFAULT_RETENTION_DAYS):
         self._database = Database(target)
+        self.scope = scope
         self.retention_seconds = retention_days * 86400.0
         self._local = threading.local()
         # SQLite: one connection behind a lock. Threads queueing on a Python lock are served in
@@ -45,60 +106,120 @@ class IdempotencyStore:
         # back off in sleeps, which more than halved the inbound rate (measured).
         self._shared = None if self._database.postgres else self._database.connect()
         self._lock = threading.Lock()
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
-            cursor.execute(_SCHEMA)
-            cursor.execute(f"DELETE FROM esb_idempotency_keys WHERE at_epoch < {self._database.placeholder}",
-                           (time.time() - self.retention_seconds,))
+        p = self._database.placeholder
+        with closing(self._database.connect()) as connection:
+            with transaction(connection) as cursor:
+                cursor.execute(_SCHEMA)
+                cursor.execute(f"DELETE FROM {TABLE} WHERE at_epoch < {p}",
+                               (time.time() - self.retention_seconds,))
+            self._adopt_legacy_table(connection)
+
+    def _adopt_legacy_table(self, connection: Any) -> None:
+        """Keys stored before scopes existed belong to the transport the bus runs on now."""
+        if self._database.postgres:
+            exists = connection.execute(f"SELECT to_regclass('{_LEGACY_TABLE}')").fetchone()[0] is not None
+        else:
+            exists = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                        (_LEGACY_TABLE,)).fetchone() is not None
+        if not exists:
+            return
+        p = self._database.placeholder
+        with transaction(connection) as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} (scope, route, key, message_id, confirmed, at_epoch)"
+                           f" SELECT {p}, route, key, message_id, confirmed, at_epoch"
+                           f" FROM {_LEGACY_TABLE} WHERE 1 = 1"
+                           f" ON CONFLICT DO NOTHING", (self.scope,))  # WHERE: SQLite needs it before ON
+            cursor.execute(f"DROP TABLE {_LEGACY_TABLE}")
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        if self._shared is not None:
-            with self._lock, transaction(self._shared) as cursor:
+        """A transaction; a database that cannot be written (disk full, read-only, gone) raises
+        `Unavailable`, so the caller answers 503 and the client retries, never a 202 or a 500."""
+        try:
+            if self._shared is not None:
+                with self._lock, transaction(self._shared) as cursor:
+                    yield cursor
+                return
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = self._database.connect()
+            with transaction(connection) as cursor:
                 yield cursor
-            return
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._database.connect()
-        with transaction(connection) as cursor:
-            yield cursor
+        except (Conflict, _Busy):
+            raise
+        except Exception as error:
+            if not self._shared:
+                self._local.connection = None  # a broken PostgreSQL connection: open a new one next time
+            if _is_database_error(error):
+                raise Unavailable(f"the idempotency store cannot be written: {type(error).__name__}: "
+                                  f"{error}") from error
+            raise
 
-    def claim(self, route: str, key: str, message_id: str, *,
-              stale_after: float = 60.0) -> tuple[str | None, bool]:
-        """Claim `key` for `message_id` (pending until `confirm`).
+    def claim(self, route: str, keys: Sequence[Key], message_id: str, *, owner: str,
+              stale_after: float = 60.0) -> Claim:
+        """Claim every key of one message for `message_id` on behalf of `owner` (a process's id).
 
-        Returns `(None, False)` when the claim is ours, else `(holder's id, holder confirmed?)`.
-        A pending claim older than `stale_after` seconds is taken over."""
+        Raises `Conflict` when a request key was claimed with another body's fingerprint; see
+        `Claim` for the outcomes. A pending claim of `owner` older than `stale_after` seconds is
+        taken over (adopted) like another owner's."""
+        try:
+            with self._transaction() as cursor:
+                return self._claim(cursor, route, keys, message_id, owner, stale_after)
+        except _Busy as busy:  # the transaction was rolled back: nothing of ours stays claimed
+            return busy.claim
+
+    def _claim(self, cursor: Any, route: str, keys: Sequence[Key], message_id: str, owner: str,
+               stale_after: float) -> Claim:
         p = self._database.placeholder
         now = time.time()
-        with self._transaction() as cursor:
+        holders: list[tuple[Key, tuple]] = []
+        for key in keys:
             cursor.execute(
-                f"INSERT INTO esb_idempotency_keys (route, key, message_id, confirmed, at_epoch)"
-                f" VALUES ({p}, {p}, {p}, 0, {p}) ON CONFLICT (route, key) DO NOTHING",
-                (route, key, message_id, now))
-            if cursor.rowcount == 1:
-                return None, False
-            cursor.execute(
-                f"UPDATE esb_idempotency_keys SET message_id = {p}, at_epoch = {p}"
-                f" WHERE route = {p} AND key = {p} AND confirmed = 0 AND at_epoch < {p}",
-                (message_id, now, route, key, now - stale_after))
-            if cursor.rowcount == 1:
-                return None, False
-            cursor.execute(f"SELECT message_id, confirmed FROM esb_idempotency_keys"
-                           f" WHERE route = {p} AND key = {p}", (route, key))
-            holder, confirmed = cursor.fetchone()
-            return holder, bool(confirmed)
+                f"INSERT INTO {TABLE}"
+                f" (scope, route, key, message_id, fingerprint, owner, confirmed, at_epoch)"
+                f" VALUES ({p}, {p}, {p}, {p}, {p}, {p}, 0, {p}) ON CONFLICT DO NOTHING",
+                (self.scope, route, key.text, message_id, key.fingerprint, owner, now))
+            if cursor.rowcount != 1:
+                cursor.execute(f"SELECT message_id, fingerprint, owner, confirmed, at_epoch FROM {TABLE}"
+                               f" WHERE scope = {p} AND route = {p} AND key = {p}",
+                               (self.scope, route, key.text))
+                holders.append((key, cursor.fetchone()))
+        if not holders:
+            return Claim("new", message_id)
+        for key, (_, fingerprint, *_rest) in holders:
+            if key.fingerprint and fingerprint and key.fingerprint != fingerprint:
+                raise Conflict(f'the idempotency key "{key.text}" was used before with another body; '
+                               f"send a new key for a new document, or the same body to repeat it")
+        confirmed = [(key, row) for key, row in holders if row[3]]
+        key, row = confirmed[0] if confirmed else holders[0]
+        if confirmed:
+            outcome = "duplicate"
+        elif row[2] == owner and row[4] >= now - stale_after:
+            raise _Busy(Claim("busy", row[0], key.text))
+        else:
+            outcome = "adopted"
+        marks = ", ".join([p] * len(keys))
+        cursor.execute(f"UPDATE {TABLE} SET message_id = {p}, owner = {p}, confirmed = {p}, at_epoch = {p}"
+                       f" WHERE scope = {p} AND route = {p} AND key IN ({marks})",
+                       (row[0], owner, 1 if confirmed else 0, now, self.scope, route,
+                        *[k.text for k in keys]))
+        return Claim(outcome, row[0], key.text)
 
-    def confirm(self, route: str, key: str, message_id: str) -> None:
-        """The message holding `key` is stored: repeats are duplicates from now on."""
-        p = self._database.placeholder
-        with self._transaction() as cursor:
-            cursor.execute(f"UPDATE esb_idempotency_keys SET confirmed = 1 WHERE route = {p} AND key = {p}"
-                           f" AND message_id = {p}", (route, key, message_id))
+    def confirm(self, route: str, keys: Sequence[Key], message_id: str) -> None:
+        """The message holding `keys` is stored: repeats are duplicates from now on."""
+        self._update(route, keys, message_id, "confirmed = 1")
 
-    def release(self, route: str, key: str, message_id: str) -> None:
-        """Forget a claim whose message was not stored (the publish failed)."""
+    def disown(self, route: str, keys: Sequence[Key], message_id: str) -> None:
+        """The publish of `message_id` failed (it may or may not be stored): keep the id, so the next
+        claim of these keys adopts it and publishes again under the same id, at once."""
+        self._update(route, keys, message_id, "owner = NULL")
+
+    def _update(self, route: str, keys: Sequence[Key], message_id: str, change: str) -> None:
+        if not keys:
+            return
         p = self._database.placeholder
+        marks = ", ".join([p] * len(keys))
         with self._transaction() as cursor:
-            cursor.execute(
-                f"DELETE FROM esb_idempotency_keys WHERE route = {p} AND key = {p} AND message_id = {p}",
-                (route, key, message_id))
+            cursor.execute(f"UPDATE {TABLE} SET {change} WHERE scope = {p} AND route = {p}"
+                           f" AND key IN ({marks}) AND message_id = {p}",
+                           (self.scope, route, *[k.text for k in keys], message_id))

@@ -6,8 +6,8 @@ Counters and histograms are module-level prometheus_client objects, fed from two
 - `received()`, `published()`, `rejected()`, `observe_inbound()`, called by the runtime's
   `submit()` (inbound outcomes).
 
-Queue depths and consumer counts are read from the broker when `/metrics` is scraped (cached for
-`QUEUE_STATS_TTL` seconds), by `QueueCollector`.
+Queue depths and consumer counts come from the transport's `queue_stats()` when `/metrics` is
+scraped (cached for `QUEUE_STATS_TTL` seconds), by `QueueCollector`.
 
 Several processes (`esb run --workers N`): set `PROMETHEUS_MULTIPROC_DIR` to an empty directory
 writable by every worker *before* `esb run` starts (prometheus_client reads it when it is first
@@ -40,7 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from esb.envelope import H_RECEIVED_AT, parse_rfc3339
-from esb.transport.contract import Delivery, TransportEvents
+from esb.transport.contract import Delivery, Transport, TransportEvents
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def end_to_end_seconds(delivery: Delivery, now: float | None = None) -> float | 
 class QueueCollector:
     """`esb_queue_messages` and `esb_queue_consumers` per queue of the topology, read from the broker."""
 
-    def __init__(self, transport: Any, *, ttl: float = QUEUE_STATS_TTL):
+    def __init__(self, transport: Transport, *, ttl: float = QUEUE_STATS_TTL):
         self.transport = transport
         self.ttl = ttl
         self._lock = threading.Lock()
@@ -208,7 +208,7 @@ class QueueCollector:
         with self._lock:
             if time.monotonic() - self._cached_at > self.ttl:
                 try:
-                    self._cached = read_queue_stats(self.transport)
+                    self._cached = dict(self.transport.queue_stats())
                 except Exception as error:  # a scrape must answer even when the broker does not
                     log.warning("could not read queue depths from the broker: %s", error)
                     self._cached = {}
@@ -220,7 +220,7 @@ class QueueCollector:
         messages = GaugeMetricFamily("esb_queue_messages", "Messages ready in a broker queue", labels=labels)
         consumers = GaugeMetricFamily("esb_queue_consumers", "Consumers of a broker queue", labels=labels)
         stats = self.stats()
-        for spec in getattr(getattr(self.transport, "topology", None), "queues", ()):
+        for spec in self.transport.topology.queues:
             if spec.name not in stats:
                 continue
             count, consumer_count = stats[spec.name]
@@ -247,42 +247,12 @@ class QueueCollector:
             with self._lock:
                 self._cached_at = float("-inf")
         stats = self.stats()
-        specs = [q for q in getattr(getattr(self.transport, "topology", None), "queues", ())
+        specs = [q for q in self.transport.topology.queues
                  if q.route == route and q.kind in kinds
                  and (destination is None or q.destination == destination)]
         if not specs or any(q.name not in stats for q in specs):
             return None
         return sum(stats[q.name][column] for q in specs)
-
-
-def read_queue_stats(transport: Any) -> dict[str, tuple[int, int]]:
-    """{queue: (messages, consumers)} for every queue of the transport's topology.
-
-    Uses `transport.queue_stats()` when the transport has one; else, for RabbitMQ, passive
-    declares on one short-lived connection (a missing queue is left out).
-    """
-    if hasattr(transport, "queue_stats"):
-        return dict(transport.queue_stats())
-    url = getattr(transport, "url", None)
-    topology = getattr(transport, "topology", None)
-    if not url or topology is None:
-        return {}
-    import pika
-
-    stats: dict[str, tuple[int, int]] = {}
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        for spec in topology.queues:
-            try:
-                method = channel.queue_declare(spec.name, passive=True).method
-            except pika.exceptions.ChannelClosedByBroker:  # not declared yet: the channel is gone
-                channel = connection.channel()
-                continue
-            stats[spec.name] = (method.message_count, method.consumer_count)
-    finally:
-        connection.close()
-    return stats
 
 
 # --- exposition -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from esb import jsonfmt
 from esb.codecs import DEFAULT_MAX_DEPTH
 from esb.envelope import Envelope, now_rfc3339
 from esb.errors import DecodeError, FieldProblem, InputError, ValidationError
+from esb.idempotency import Key, body_fingerprint
 from esb.mapping.functions import SourceInfo
 from esb.routes import Destination, Route
 from esb.schemas import DocumentKeys, default_registry
@@ -29,10 +30,12 @@ from esb.splitter import split_document
 
 @dataclass(frozen=True, slots=True)
 class PreparedMessage:
-    """An envelope ready to publish, and the destinations whose filters it passed."""
+    """An envelope ready to publish, the destinations whose filters it passed, and the keys it
+    claims (its request key, its business key) so that a repeat of either is not sent twice."""
 
     envelope: Envelope
     destinations: tuple[str, ...]
+    keys: tuple[Key, ...] = ()
 
 
 class InboundPipeline:
@@ -63,18 +66,25 @@ class InboundPipeline:
         }
 
     def prepare(self, body: bytes, *, idempotency_key: str | None = None,
-                metadata: dict[str, Any] | None = None,
+                business_key: str | None = None, metadata: dict[str, Any] | None = None,
                 message_id: str | None = None) -> list[PreparedMessage]:
         """Every message the input makes, in order; raises InputError before anything is published,
         so an input is taken whole or not at all. A message that no filter lets through has no
         destinations: it is accepted (and traced as filtered), not published. ``metadata`` is the
         source's (`RawMessage.metadata`): the mapping's source_file() and source_line() read it.
 
+        `idempotency_key` is the request's key (a client's header, a file's identity): it remembers
+        the body's digest. `business_key` is a key the source read from the content. Each message
+        also claims its own business key (source, type, document number, revision, and the part of
+        a split document) when the payload has a document number; the envelope carries the first
+        of them (the request's key, else the source's, else the document's).
+
         `message_id` (a UUID) is the id of the message when the input makes one, and the seed of
         the ids (`uuid5(message_id, index)`) when it makes several: a source that reads the same
         input again (a table row after a crash) then makes messages with the same ids."""
         received_at = now_rfc3339()
         documents = self._split(self._decode_and_map(body, SourceInfo.from_metadata(metadata, received_at)))
+        fingerprint = body_fingerprint(body) if idempotency_key else None
         prepared, problems = [], []
         for index, (part, payload) in enumerate(documents):
             try:
@@ -84,13 +94,18 @@ class InboundPipeline:
                 problems.extend(_prefixed(error.problems, index, len(documents)) or
                                 [FieldProblem(f"[{index}]", error.message)])
                 continue
-            envelope = self._envelope(payload, idempotency_key, index, len(documents), received_at, part)
+            keys = self._keys(payload, idempotency_key, fingerprint, business_key, index, len(documents),
+                              part)
+            envelope = self._envelope(payload, keys[0].text if keys else None, received_at)
             if message_id is not None:
                 envelope = replace(envelope, id=message_id if len(documents) == 1
                                    else str(uuid.uuid5(uuid.UUID(message_id), str(index))))
-            prepared.append(PreparedMessage(envelope, self._destinations_for(envelope)))
+            prepared.append(PreparedMessage(envelope, self._destinations_for(envelope), keys))
         if problems:
-            raise ValidationError(f"not a valid {self.route.validate}", problems)
+            error = ValidationError(f"not a valid {self.route.validate}", problems)
+            numbers = (self._document_number(document) for _part, document in documents)
+            error.document_numbers = tuple(str(number) for number in numbers if number is not None)
+            raise error
         return prepared
 
     def _decode_and_map(self, body: bytes, source: SourceInfo) -> list[dict]:
@@ -108,17 +123,33 @@ class InboundPipeline:
             return [(None, document) for document in documents]
         return [pair for document in documents for pair in split_document(document, self.route.split)]
 
-    def _envelope(self, payload: dict, idempotency_key: str | None, index: int, count: int,
-                  received_at: str, part: str | None = None) -> Envelope:
-        keys = self.keys
-        number = payload.get(keys.document_number) if keys.document_number else None
-        if idempotency_key and count > 1:
-            idempotency_key = f"{idempotency_key}#{index}"
-        elif not idempotency_key and number is not None:
-            revision = payload.get(keys.revision, 0) if keys.revision else 0
-            idempotency_key = f"{self.source}:{self.message_type}:{number}:{revision}"
+    def _keys(self, payload: dict, request_key: str | None, fingerprint: str | None,
+              business_key: str | None, index: int, count: int, part: str | None) -> tuple[Key, ...]:
+        """The request key, the source's business key, the document's own business key (in that
+        order, those that exist); the request's and the source's get `#<index>` in a batch."""
+        suffix = f"#{index}" if count > 1 else ""
+        keys = []
+        if request_key:
+            keys.append(Key(request_key + suffix, fingerprint))
+        if business_key:
+            keys.append(Key(business_key + suffix))
+        number = self._document_number(payload)
+        if number is not None:
+            revision = payload.get(self.keys.revision, 0) if self.keys.revision else 0
+            key = f"{self.source}:{self.message_type}:{number}:{revision}"
             if part is not None:  # the parts of a split document share its number
-                idempotency_key += f":{self.route.split.by}={part}"
+                key += f":{self.route.split.by}={part}"
+            keys.append(Key(key))
+        return tuple(keys)
+
+    def _document_number(self, payload: Any) -> Any:
+        if not self.keys.document_number or not isinstance(payload, dict):
+            return None
+        return payload.get(self.keys.document_number)
+
+    def _envelope(self, payload: dict, idempotency_key: str | None, received_at: str) -> Envelope:
+        keys = self.keys
+        number = self._document_number(payload)
         occurred_at = payload.get(keys.occurred_at) if keys.occurred_at else None
         if not (isinstance(occurred_at, str) and "T" in occurred_at):
             occurred_at = None  # only a date-time is a point in time; the envelope then has none

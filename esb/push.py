@@ -82,12 +82,16 @@ def too_large(limit: int, what: str = "body") -> Refusal:
     return Refusal(413, "too_large", f"the {what} is larger than the limit of {limit} bytes")
 
 
-def store(submit: Submit, raw: RawMessage, *, idempotency_key: str | None, advice: str = "") -> Accepted:
-    """`submit(raw)`, with `Unavailable` (the bus cannot store now) turned into a Refusal (503,
-    `Retry-After`); `advice` is appended to the sentence. Input errors pass through: each source
-    answers them in its own format."""
+def store(submit: Submit, raw: RawMessage, *, idempotency_key: str | None, advice: str = "",
+          business_key: str | None = None) -> Accepted:
+    """`submit(raw)` (with the request's `idempotency_key` and the source's `business_key`), with
+    `Unavailable` (the bus cannot store now) turned into a Refusal (503, `Retry-After`); `advice`
+    is appended to the sentence. Input errors pass through: each source answers them in its own
+    format."""
     try:
-        return submit(raw, idempotency_key=idempotency_key)
+        if business_key is None:
+            return submit(raw, idempotency_key=idempotency_key)
+        return submit(raw, idempotency_key=idempotency_key, business_key=business_key)
     except Unavailable as error:
         raise Refusal(503, "unavailable", f"the bus cannot store the message now{advice}: {error}",
                       {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None

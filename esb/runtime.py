@@ -18,16 +18,16 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esb import codecs, metrics
+from esb import codecs, metrics, startup
 from esb.credentials import Credentials
-from esb.errors import InputError, Unavailable
+from esb.errors import InputError, MappingError, Unavailable
 from esb.http_server import HttpLimits, HttpServer
-from esb.idempotency import IdempotencyStore
+from esb.idempotency import Claim, IdempotencyStore
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.logs import message_fields
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
@@ -99,7 +99,7 @@ class Runtime:
         self._document_keys = validator.document_keys
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / JOURNAL_FILE_NAME)
-        self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite")
+        self.owner = uuid.uuid4().hex  # this process's name on the idempotency keys it claims
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
                              "prefetch": config.settings.get("prefetch", DEFAULT_PREFETCH),
                              **options.transport_options}
@@ -107,9 +107,13 @@ class Runtime:
                                                      events=metrics.ChainedEvents(JournalEvents(self.journal),
                                                                                   metrics.MetricsEvents()),
                                                      **transport_options)
+        self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite",
+                                            scope=transport_scope(self.transport))
+        self._mapping_times = {route.name: _modified(route.map) for route in config.routes if route.map}
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
         self.app: Flask | None = None  # the HTTP app, given to start() (or a bare one made there)
         self.sources: list[Source] = []
+        self._pushed_routes: list[str] = []  # routes whose source is an HTTP endpoint
         self.sinks: list[Sink] = []
         self._outbound: dict[tuple[str, str], tuple[Sink, OutboundPipeline, str]] = {}
         self.server: HttpServer | None = None
@@ -176,13 +180,17 @@ class Runtime:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot be a source yet (route {route.name})')
         source = spec.source_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system),
                                      route.name)
-        context = SourceContext(route=route.name, submit=partial(self.submit, route.name),
+        # a polled source dead-letters what it cannot submit: that failure is recorded there, once
+        submit = partial(self.submit, route.name, record_rejection=not source.poll_interval)
+        context = SourceContext(route=route.name, submit=submit,
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
                                 dead_letter=partial(self.dead_letter, route.name),
                                 set_aside=partial(metrics.file_set_aside, route.name))
         source.start(context)
         self.sources.append(source)
+        if not source.poll_interval:
+            self._pushed_routes.append(route.name)
         if source.poll_interval:
             self._scheduler().add_job(source.poll, "interval", seconds=source.poll_interval,
                                       id=f"poll-{route.name}", max_instances=1, coalesce=True)
@@ -213,6 +221,9 @@ class Runtime:
                 self._start_source(route)
             if self.scheduler is not None:
                 self.scheduler.start()
+        if self.options.sources and self.options.http:
+            _warn(startup.routes_without_senders(self.config, self._pushed_routes, self.options.credentials))
+        _warn(startup.embedded_leftovers(self.options.data_dir, in_use=getattr(self.transport, "path", None)))
         if self.options.http:
             self.server = HttpServer(self.app, host=self.options.host, port=self.options.port,
                                      limits=self.options.http_limits).start()
@@ -263,72 +274,127 @@ class Runtime:
 
     # --- inbound ----------------------------------------------------------------------------
     def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
-               message_id: str | None = None) -> Accepted:
-        """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`."""
+               business_key: str | None = None, message_id: str | None = None,
+               record_rejection: bool = True) -> Accepted:
+        """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`.
+
+        `idempotency_key` is the request's key (a repeat with another body is a `Conflict`),
+        `business_key` a key the source read from the content; each message also claims its
+        document's own business key (see `esb.idempotency`). Refused input is journaled and
+        counted as `rejected` unless `record_rejection` is False: polled sources dead-letter what
+        they cannot submit, and `dead_letter()` records that one failure once."""
         started = time.perf_counter()
+        if not self.journal.healthy:  # what is accepted must be traceable
+            raise Unavailable(f"the journal cannot be written: {self.journal.last_error}")
         try:
             prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
-                                                          metadata=raw.metadata, message_id=message_id)
+                                                          business_key=business_key, metadata=raw.metadata,
+                                                          message_id=message_id)
+            claims = self._claim_all(route_name, prepared)
         except InputError as error:
-            self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
-                                detail=str(error)[:2000])
-            metrics.rejected(route_name, error)
-            log.warning("input refused: %s", error.message, extra=message_fields(
-                route=route_name, outcome=f"rejected:{error.kind}"))
+            if record_rejection:
+                self._rejected(route_name, error)
             raise
-        fresh, ids = [], []
-        for message in prepared:
-            key = message.envelope.idempotency_key
-            earlier = self._claim(route_name, key, message.envelope.id) if key else None
-            ids.append(earlier or message.envelope.id)
-            if earlier is None:
-                fresh.append(message)
-        metrics.received(route_name, len(fresh))
-        self._publish_all(route_name, fresh)
+        to_publish = [message if claim.outcome == "new" else
+                      replace(message, envelope=replace(message.envelope, id=claim.message_id))
+                      for message, claim in zip(prepared, claims, strict=True) if claim.publish]
+        metrics.received(route_name, len(to_publish))
+        adopted = {claim.message_id for claim in claims if claim.outcome == "adopted"}
+        self._publish_all(route_name, to_publish, adopted)
         metrics.observe_inbound(route_name, time.perf_counter() - started)
-        for message in prepared:
+        for message, claim in zip(prepared, claims, strict=True):
             envelope = message.envelope
-            log.info("accepted" if message in fresh else "duplicate, answered with the first id",
-                     extra=message_fields(message_id=envelope.id, correlation_id=envelope.correlation_id,
-                                          route=route_name, outcome="accepted" if message in fresh
+            log.info("accepted" if claim.publish else "duplicate, answered with the first id",
+                     extra=message_fields(message_id=claim.message_id, correlation_id=envelope.correlation_id,
+                                          route=route_name, outcome="accepted" if claim.publish
                                           else "duplicate"))
-        return Accepted(tuple(ids), duplicate=bool(prepared) and not fresh)
+        return Accepted(tuple(claim.message_id for claim in claims),
+                        duplicate=bool(prepared) and not to_publish)
 
-    def _claim(self, route_name: str, key: str, message_id: str) -> str | None:
-        """Claim an idempotency key; while another request holds it unconfirmed, wait for its outcome
-        (so a duplicate is never answered with the id of a message that was not stored)."""
+    def resubmit(self, route_name: str, raw: RawMessage, **keys: Any) -> Accepted:
+        """`submit` with the route's mapping file as it is now: replaying raw dead letters after the
+        mapping was fixed needs no restart. A mapping that no longer loads is a `MappingError`."""
+        path = self.config.route(route_name).map
+        if path:
+            changed = _modified(path)
+            if changed != self._mapping_times.get(route_name):
+                try:
+                    self.pipelines[route_name] = self._inbound_pipeline(self.config.route(route_name))
+                except Exception as error:  # a mapping being edited: say so, keep the loaded one
+                    raise MappingError(f"the mapping {path} does not load now: {error}") from None
+                self._mapping_times[route_name] = changed
+        return self.submit(route_name, raw, **keys)
+
+    def _rejected(self, route_name: str, error: InputError) -> None:
+        self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
+                            correlation_id=_document_number(error), detail=str(error)[:2000])
+        metrics.rejected(route_name, error)
+        log.warning("input refused: %s", error.message, extra=message_fields(
+            route=route_name, outcome=f"rejected:{error.kind}"))
+
+    def _claim_all(self, route_name: str, prepared: list[PreparedMessage]) -> list[Claim]:
+        """The claim of each message's keys; a message repeating a key of an earlier one of the same
+        input is its duplicate. If one claim fails, the claims made so far are disowned."""
+        claims: list[Claim] = []
+        seen: dict[str, str] = {}  # key -> message id, within this input
+        try:
+            for message in prepared:
+                repeat = next((seen[key.text] for key in message.keys if key.text in seen), None)
+                claim = Claim("duplicate", repeat) if repeat else self._claim(route_name, message)
+                claims.append(claim)
+                seen.update((key.text, claim.message_id) for key in message.keys)
+        except BaseException:
+            for message, claim in zip(prepared, claims, strict=False):
+                if claim.publish:
+                    self.idempotency.disown(route_name, message.keys, claim.message_id)
+            raise
+        return claims
+
+    def _claim(self, route_name: str, message: PreparedMessage) -> Claim:
+        """Claim a message's keys; while another request of this process holds one unconfirmed,
+        wait for its outcome (so a duplicate is never answered with the id of a message that was
+        not stored); a claim another process left unconfirmed is adopted at once."""
+        if not message.keys:
+            return Claim("new", message.envelope.id)
         deadline = time.monotonic() + self.options.publish_timeout
         while True:
-            earlier, confirmed = self.idempotency.claim(route_name, key, message_id,
-                                                        stale_after=2 * self.options.publish_timeout)
-            if earlier is None or confirmed:
-                return earlier
+            claim = self.idempotency.claim(route_name, message.keys, message.envelope.id, owner=self.owner,
+                                           stale_after=2 * self.options.publish_timeout)
+            if claim.outcome != "busy":
+                return claim
             if time.monotonic() > deadline:
-                raise Unavailable(f"an earlier message with the same key ({earlier}) is still being stored")
+                raise Unavailable(f'an earlier message with the key "{claim.key}" ({claim.message_id}) '
+                                  f"is still being stored")
             time.sleep(0.02)
 
-    def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> None:
-        """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed."""
+    def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> str:
+        """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed;
+        returns the dead letter's message id."""
         headers = {f"esb-source-{k}": str(v) for k, v in raw.metadata.items() if v is not None}
+        message_id = str(uuid.uuid4())  # the dead letter's own id: the journal traces it by that id
+        number = _document_number(error)
         future = self.transport.publish_dead_letter(route_name, None, raw.body, error, headers,
+                                                    message_id=message_id, correlation_id=number,
                                                     content_type=raw.content_type)
         try:
             future.result(self.options.publish_timeout)
         except (PublishError, concurrent.futures.TimeoutError) as failure:
             raise Unavailable(f"could not dead-letter the refused input: {failure}") from failure
-        message_id = str(uuid.uuid4())
-        self.journal.record("dead_lettered", message_id=message_id, route=route_name,
+        self.journal.record("dead_lettered", message_id=message_id, route=route_name, correlation_id=number,
                             detail=f"refused input: {str(error)[:1000]}")
         metrics.raw_dead_lettered(route_name)
+        return message_id
 
-    def _publish_all(self, route_name: str, messages: list[PreparedMessage]) -> None:
+    def _publish_all(self, route_name: str, messages: list[PreparedMessage], adopted: set[str]) -> None:
         route = self.config.route(route_name)
         everywhere = tuple(d.name for d in route.destinations)
         futures: list[tuple[PreparedMessage, concurrent.futures.Future]] = []
         published_at = time.time()  # the trace shows the publish when it happened, not when confirmed
         for message in messages:
             self.journal.record("received", message_id=message.envelope.id, route=route_name,
-                                correlation_id=message.envelope.correlation_id, at=published_at)
+                                correlation_id=message.envelope.correlation_id, at=published_at,
+                                detail="again: its earlier publish was not confirmed"
+                                if message.envelope.id in adopted else None)
             if not message.destinations:
                 continue  # no filter let it through: accepted, traced as filtered below
             targets = [None] if message.destinations == everywhere else list(message.destinations)
@@ -343,11 +409,9 @@ class Runtime:
         for message in messages:
             envelope = message.envelope
             if envelope.id in failed:
-                if envelope.idempotency_key:
-                    self.idempotency.release(route_name, envelope.idempotency_key, envelope.id)
+                self.idempotency.disown(route_name, message.keys, envelope.id)
                 continue
-            if envelope.idempotency_key:
-                self.idempotency.confirm(route_name, envelope.idempotency_key, envelope.id)
+            self.idempotency.confirm(route_name, message.keys, envelope.id)
             if not message.destinations:
                 self.journal.record("filtered", message_id=envelope.id, route=route_name,
                                     correlation_id=envelope.correlation_id, at=published_at + 1e-6,
@@ -388,6 +452,35 @@ class Runtime:
 
     def _journal_ready(self) -> str | None:
         return None if self.journal.healthy else f"journal not writable: {self.journal.last_error}"
+
+
+def _warn(warning: str | None) -> None:
+    if warning:
+        log.warning(warning)
+
+
+def _modified(path: str) -> int | None:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _document_number(error: BaseException) -> str | None:
+    """The number of the one document an input error refused (its correlation id), if it was read."""
+    numbers = getattr(error, "document_numbers", ())
+    return numbers[0] if len(numbers) == 1 else None
+
+
+def transport_scope(transport: Transport) -> str:
+    """What message ids refer to: the embedded transport's file or the broker (no credentials)."""
+    path = getattr(transport, "path", None)
+    if path is not None:
+        return f"embedded:{Path(path).resolve()}"
+    from urllib.parse import urlsplit
+
+    url = urlsplit(getattr(transport, "url", "") or "")
+    return f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"
 
 
 def mapping_name(path: str, config_path: str) -> str:

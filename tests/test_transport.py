@@ -22,7 +22,8 @@ from esb.transport.headers import (
     failure_headers,
     replay_headers,
 )
-from esb.transport.rabbitmq import AckTracker, redacted
+from esb.transport.rabbitmq_connection import redacted
+from esb.transport.rabbitmq_consuming import AckTracker
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
 
@@ -225,6 +226,11 @@ def test_no_broker_url_makes_an_embedded_transport_in_the_data_directory(tmp_pat
 def test_an_unknown_broker_url_scheme_is_an_error():
     with pytest.raises(TransportError, match="unknown broker URL scheme"):
         create_transport("kafka://host", [route()])
+
+
+def test_a_misspelt_broker_url_scheme_gets_a_suggestion():
+    with pytest.raises(TransportError, match='did you mean "amqp"'):
+        create_transport("amqq://host", [route()])
 
 
 def test_passwords_never_reach_a_message():

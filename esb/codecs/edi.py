@@ -221,3 +221,34 @@ def syntax_error(
     if element:
         place += f", element {element}"
     return DecodeError(f"{place}: {sentence}")
+
+
+class EnvelopeParser:
+    """What the X12 and EDIFACT parsers share: the segment put back for the next read, the count
+    of segments read, and the check of control numbers and counts (an error, or with
+    ``control_numbers: report`` a problem listed in the header)."""
+
+    what = "EDI"
+
+    def __init__(self, reader: TextReader, structure: Any, report: bool):
+        self.reader = reader
+        self.structure = structure
+        self.report = report
+        self.number = 0  # segments read in the file
+        self.pending: tuple[str, list[Any]] | None = None
+
+    def push_back(self, segment: tuple[str, list[Any]]) -> None:
+        self.pending = segment
+
+    def take_pending(self) -> tuple[str, list[Any]] | None:
+        segment, self.pending = self.pending, None
+        return segment
+
+    def check(self, header: dict[str, Any], failed: bool, code: str, sentence: str,
+              tag: str | None, element: str | None) -> None:
+        if not failed:
+            return
+        if not self.report:
+            raise syntax_error(self.what, self.number, tag,
+                               sentence + " (control_numbers: report accepts it)", element)
+        header["problems"].append({"code": code, "text": sentence, "segment": self.number})

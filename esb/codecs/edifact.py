@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from esb.codecs import UTF8_BOM, as_stream
-from esb.codecs.edi import TextReader, build_loops, group_segments, make_segment, syntax_error
+from esb.codecs.edi import EnvelopeParser, TextReader, build_loops, group_segments, make_segment, syntax_error
 from esb.codecs.x12 import option_problems  # the same options are checked the same way
 
 MEDIA_TYPES = ("application/edifact",)
@@ -109,22 +109,19 @@ def decode(
     yield from parser.documents()
 
 
-class _Parser:
+class _Parser(EnvelopeParser):
+    what = WHAT
+
     def __init__(self, reader: TextReader, structure: Any, report: bool, types: set[str], checked_set: str):
-        self.reader = reader
-        self.structure = structure
-        self.report = report
+        super().__init__(reader, structure, report)
         self.types = types
         self.not_in_set = _NOT_IN_SET.get(checked_set)
         self.checked_set = checked_set
         self.service = dict(DEFAULT_SERVICE)
-        self.number = 0
-        self.pending: tuple[str, list[list[str]]] | None = None
 
     def next_segment(self) -> tuple[str, list[list[str]]] | None:
         if self.pending is not None:
-            segment, self.pending = self.pending, None
-            return segment
+            return self.take_pending()
         text = ""
         while not text.strip():
             self.reader.skip_blank()
@@ -301,7 +298,7 @@ class _Parser:
                 )
                 break
             if tag in ("UNH", "UNZ", "UNB", "UNE"):
-                self.pending = segment
+                self.push_back(segment)
                 self.check(
                     header,
                     True,
@@ -328,23 +325,6 @@ class _Parser:
             "segments": segments,
             **group_segments(segments, self.structure),
         }
-
-    def check(
-        self,
-        header: dict[str, Any],
-        failed: bool,
-        code: str,
-        sentence: str,
-        tag: str | None,
-        element: str | None,
-    ) -> None:
-        if not failed:
-            return
-        if not self.report:
-            raise syntax_error(
-                WHAT, self.number, tag, sentence + " (control_numbers: report accepts it)", element
-            )
-        header["problems"].append({"code": code, "text": sentence, "segment": self.number})
 
 
 def _split(text: str, separator: str, release: str) -> list[str]:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from esb.codecs.edi import TextReader, build_loops, group_segments, make_segment, syntax_error
+from esb.codecs.edi import EnvelopeParser, TextReader, build_loops, group_segments, make_segment, syntax_error
 
 MEDIA_TYPES = ("application/edi-x12",)
 """Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
@@ -105,26 +105,23 @@ def decode(
     yield from parser.documents()
 
 
-class _Parser:
+class _Parser(EnvelopeParser):
+    what = WHAT
+
     def __init__(
         self, reader: TextReader, structure: Any, report: bool, sets: set[str], separators: dict[str, str]
     ):
-        self.reader = reader
-        self.structure = structure
-        self.report = report
+        super().__init__(reader, structure, report)
         self.sets = sets
         self.given = separators
-        self.number = 0  # segments read in the file
         self.element = "*"
         self.terminator = "~"
         self.component = ">"
-        self.pending: tuple[str, list[Any]] | None = None
 
     # --- segments ----------------------------------------------------------------------------
     def next_segment(self) -> tuple[str, list[Any]] | None:
         if self.pending is not None:
-            segment, self.pending = self.pending, None
-            return segment
+            return self.take_pending()
         text = ""
         while not text.strip():
             self.reader.skip_blank()
@@ -383,23 +380,6 @@ class _Parser:
             "segments": segments,
             **group_segments(segments, self.structure),
         }
-
-    def check(
-        self,
-        header: dict[str, Any],
-        failed: bool,
-        code: str,
-        sentence: str,
-        tag: str | None,
-        element: str | None,
-    ) -> None:
-        if not failed:
-            return
-        if not self.report:
-            raise syntax_error(
-                WHAT, self.number, tag, sentence + " (control_numbers: report accepts it)", element
-            )
-        header["problems"].append({"code": code, "text": sentence, "segment": self.number})
 
 
 def _element(elements: list[Any], index: int) -> str:

@@ -27,12 +27,13 @@ class _DemoRuntime(Runtime):
         self._accepted_lock = threading.Lock()
 
     def dead_letter(self, route_name, raw, error):
-        super().dead_letter(route_name, raw, error)
+        message_id = super().dead_letter(route_name, raw, error)
         with self._accepted_lock:
             self.raw_dead_letters[route_name] += 1
+        return message_id
 
-    def submit(self, route_name, raw, *, idempotency_key=None):
-        accepted = super().submit(route_name, raw, idempotency_key=idempotency_key)
+    def submit(self, route_name, raw, **keys):
+        accepted = super().submit(route_name, raw, **keys)
         with self._accepted_lock:
             known = self.accepted[route_name]
             known.extend(i for i in accepted.message_ids if i not in known)

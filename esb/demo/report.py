@@ -81,6 +81,6 @@ def _excerpt(body: bytes, limit: int = EXCERPT) -> str:
 
 
 def _redacted(url: str) -> str:
-    from esb.transport.rabbitmq import redacted
+    from esb.transport.rabbitmq_connection import redacted
 
     return redacted(url)

@@ -90,17 +90,16 @@ def add_api_views(
     @blueprint.get("/api/trace")
     @requires("viewer")
     def trace():
-        message_id, correlation_id = request.args.get("message_id"), request.args.get("correlation_id")
-        if bool(message_id) == bool(correlation_id):
-            abort(400, description="give exactly one of message_id or correlation_id")
-        entries = service.trace(message_id=message_id or None, correlation_id=correlation_id or None)
+        asked = {name: request.args.get(name) or None
+                 for name in ("message_id", "correlation_id", "document_number")}
+        if sum(value is not None for value in asked.values()) != 1:
+            abort(400, description="give exactly one of message_id, correlation_id or document_number")
+        entries = service.trace(**asked)
         if not entries:
             abort(
                 404, description="nothing in the journal for this id (unknown, or older than the retention)"
             )
-        return jsonify(
-            message_id=message_id, correlation_id=correlation_id, hops=[entry.as_dict() for entry in entries]
-        )
+        return jsonify(**asked, hops=[entry.as_dict() for entry in entries])
 
     @blueprint.get("/api/audit")
     @requires("admin")

@@ -65,7 +65,9 @@ def monitoring_blueprint(
     audit = audit or AuditLog(Path(bus.options.data_dir) / AUDIT_FILE_NAME)
     if open_endpoints is None:
         open_endpoints = open_endpoints_from()
-    service = AdminService(transport=bus.transport, journal=bus.journal, audit=audit, config=bus.config)
+    # raw inbound dead letters are replayed through the bus's inbound stage, with its current mapping
+    service = AdminService(transport=bus.transport, journal=bus.journal, audit=audit, config=bus.config,
+                           resubmit=getattr(bus, "resubmit", None))
     access = Access(credentials, open_endpoints, service)
     queues = metrics.QueueCollector(bus.transport)
     blueprint = Blueprint("monitoring", __name__)

@@ -151,7 +151,7 @@ OPENAPI: dict[str, Any] = {
                 "Every hop of a message, or of all messages of a correlation id",
                 "viewer",
                 _answer("The hops, oldest first", "Trace"),
-                parameters=("message_id_query", "correlation_id"),
+                parameters=("message_id_query", "correlation_id", "document_number"),
             )
         },
         "/api/audit": {
@@ -214,14 +214,23 @@ OPENAPI: dict[str, Any] = {
                 "in": "query",
                 "required": False,
                 "schema": {"type": "string"},
-                "description": "Give exactly one of message_id and correlation_id (else 400)",
+                "description": "Give exactly one of message_id, correlation_id, document_number (else 400)",
             },
             "correlation_id": {
                 "name": "correlation_id",
                 "in": "query",
                 "required": False,
                 "schema": {"type": "string"},
-                "description": "Give exactly one of message_id and correlation_id (else 400)",
+                "description": "Give exactly one of message_id, correlation_id, document_number (else 400)",
+            },
+            "document_number": {
+                "name": "document_number",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The business document's number (order, receipt, ...): every message made "
+                "from it, and the dead letters of raw input that named it. Give exactly one of "
+                "message_id, correlation_id and document_number (else 400)",
             },
         },
         "schemas": {

@@ -66,7 +66,7 @@ async function replayAll(route) {
   try {
     const done = await api(`/api/routes/${encodeURIComponent(route)}/dead-letters/replay`, {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({all: true})});
-    message.textContent = `Replayed ${done.count} message(s) of ${route}.`;
+    message.textContent = `Replayed ${done.count} message(s) of ${route}.` + (done.reason ? ` ${done.reason}` : "");
   } catch (error) {
     message.textContent = `Replay failed: ${error.message}`;
   }

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from esb.problems import did_you_mean
 from esb.transport.contract import Transport
 from esb.transport.errors import TransportError
+
+SCHEMES = ("amqp", "amqps", "embedded")
+"""The broker URL schemes a transport is known by (RabbitMQ, RabbitMQ over TLS, the SQLite file)."""
 
 
 def create_transport(url: str | None, routes: Iterable[Any], *, path: Any = None, data_dir: Any = None,
@@ -37,4 +41,5 @@ def create_transport(url: str | None, routes: Iterable[Any], *, path: Any = None
         elif path is None:
             path = Path(data_dir) / DEFAULT_PATH.name if data_dir else DEFAULT_PATH
         return EmbeddedTransport(path, routes, **options)
-    raise TransportError(f"unknown broker URL scheme in {url!r} (use amqp://, amqps:// or embedded://<path>)")
+    raise TransportError(f'unknown broker URL scheme "{scheme}" in {url!r}{did_you_mean(scheme, SCHEMES)} '
+                         "(use amqp://, amqps:// or embedded://<path>)")

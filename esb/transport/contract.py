@@ -82,6 +82,7 @@ from esb.transport.headers import (
     attempts_so_far,
     header_text,
 )
+from esb.transport.topology import Topology
 
 DEFAULT_PREFETCH = 100
 """Messages the broker may hand one destination's consumer before it acks any (bounded memory)."""
@@ -256,8 +257,15 @@ class TransportEvents:
 
 
 # --- the contract -----------------------------------------------------------------------------
+QueueStats = dict[str, tuple[int, int]]
+"""{queue name: (messages ready, consumers)}, as `Transport.queue_stats()` reports them."""
+
+
 class Transport(ABC):
     """A broker for the bus. Built with the routes it serves (their topology and retry policies)."""
+
+    topology: Topology
+    """The queues of the routes (`esb.transport.topology`), declared by `declare()` and `start()`."""
 
     @abstractmethod
     def start(self, timeout: float = 30.0) -> None:
@@ -317,6 +325,11 @@ class Transport(ABC):
     @abstractmethod
     def paused(self, route: str) -> set[str]:
         """The destinations of a route that are paused now."""
+
+    @abstractmethod
+    def queue_stats(self) -> QueueStats:
+        """Messages and consumers of each queue of the topology, for metrics and the admin API;
+        works without `start()`. A queue the broker does not have (yet) is left out."""
 
     @abstractmethod
     def dead_letters(self, route: str, destination: str | None = None, *,

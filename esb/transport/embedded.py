@@ -5,11 +5,8 @@ configured, it runs the demo and the route tests, and the contract tests
 (`tests/contract/test_transport_contract.py`) pass on both.
 
 Storage
-    One SQLite file in WAL mode (`synchronous=FULL`): a `queues` table (the declared work and
-    dead-letter queues, named as on RabbitMQ by `esb.transport.names`) and a `messages` table
-    (queue, message id, properties and headers as JSON, body, `available_at`, `lease_owner`,
-    `deliveries`). A publish is durable once its transaction committed; its future is resolved
-    after the commit.
+    One SQLite file (`esb.transport.embedded_store`). A publish is durable once its transaction
+    committed; its future is resolved after the commit.
 
 Delivery
     Each consumer (route, destination) has a fetcher thread that claims up to `prefetch`
@@ -18,8 +15,8 @@ Delivery
     The transport renews its leases while it runs; after a crash they expire (`lease` seconds)
     and the message is delivered again with `redelivered=True`. So several processes on one
     machine may share the file as competing consumers. Handlers run on `concurrency` worker
-    threads (or on the fetcher thread with `inline=True`); their outcome goes through
-    `decide()`, as on RabbitMQ.
+    threads (or on the fetcher thread with `inline=True`) by the consumer both transports share
+    (`esb.transport.consumer`); their outcome goes through `decide()`, as on RabbitMQ.
 
 Retry and dead letters
     A retry is the same row with the failure headers (`failure_headers`) and
@@ -45,48 +42,36 @@ fsync).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import functools
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
 import types
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from esb.envelope import Envelope
-from esb.errors import DecodeError, InputError
+from esb.errors import InputError
 from esb.transport import names
+from esb.transport.consumer import Consumer, Consumers, InHand, Settlement
 from esb.transport.contract import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PREFETCH,
     DEFAULT_STOP_TIMEOUT,
-    Action,
     DeadLetter,
-    Decision,
-    Delivery,
     Handler,
+    QueueStats,
     Transport,
     TransportEvents,
     dead_letter_queues,
-    decide,
     route_model,
 )
-from esb.transport.errors import NotConnected, PublishError, TransportError, Unroutable
-from esb.transport.headers import (
-    REASON_INPUT,
-    REASON_PERMANENT,
-    REASON_UNDECODABLE,
-    attempts_so_far,
-    dead_letter_headers,
-    failure_headers,
-    replay_headers,
-)
+from esb.transport.embedded_store import Store
+from esb.transport.errors import NotConnected, PublishError
+from esb.transport.headers import REASON_INPUT, REASON_PERMANENT, dead_letter_headers
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
 log = logging.getLogger(__name__)
@@ -102,50 +87,65 @@ DEFAULT_LEASE = 30.0
 """Seconds a claimed message stays invisible to others; renewed while the transport runs, so it
 only matters after a crash (the message is redelivered that long after)."""
 
-BUSY_TIMEOUT_MS = 10_000
-"""Milliseconds a statement waits for another process's write lock before failing."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queues (
-    name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    route TEXT NOT NULL,
-    destination TEXT
-);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue TEXT NOT NULL,
-    message_id TEXT,
-    properties TEXT NOT NULL,
-    body BLOB NOT NULL,
-    available_at REAL NOT NULL,
-    lease_owner TEXT,
-    deliveries INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, available_at);
-"""
+class _Properties(types.SimpleNamespace):
+    """A stored message's properties as attributes; those the consumer reads default to None
+    (class attributes: the stored JSON keeps only what was there)."""
+
+    message_id = correlation_id = type = content_type = headers = None
 
 
-class _Consumer:
-    """A registered consumer: its handler, queue, policy, threads and counters."""
+class _FileConsumer(Consumer):
+    """The shared consumer, plus its fetcher thread and the count of messages it holds."""
 
-    def __init__(self, route: Any, destination: str, handler: Handler, prefetch: int, concurrency: int):
-        self.route = route
-        self.destination = destination
-        self.queue_name = names.work_queue_name(route.name, destination)
-        self.handler = handler
-        self.policy = route.retry
-        self.prefetch = prefetch
-        self.concurrency = concurrency
-        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.workers: list[threading.Thread] = []
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.fetcher: threading.Thread | None = None
         self.wake = threading.Event()
-        self.paused = False
-        self.stopping = False
-        self.lock = threading.Lock()
-        self.in_hand = 0  # claimed and not yet settled (bounded by prefetch)
-        self.running = 0  # handlers in progress or awaiting their future (stop() waits for them)
+        self.in_hand = 0  # claimed and not yet settled (bounded by prefetch), under `lock`
+
+
+class _FileSettlement(Settlement):
+    """Each outcome is one statement on the leased row (see `Store`)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def ack(self, message: InHand) -> None:
+        if self._applied(message, self._store.delete, message.tag):
+            message.consumer.settled(message)
+
+    def retry(self, message: InHand, headers: dict[str, Any], delay: float) -> None:
+        properties = {**vars(message.properties), "headers": headers}
+        if self._applied(message, self._store.delay, message.tag, properties, time.time() + delay):
+            message.consumer.settled(message)
+
+    def dead_letter(self, message: InHand, headers: dict[str, Any]) -> None:
+        consumer = message.consumer
+        queue_name = names.dead_letter_queue_name(consumer.route.name, consumer.destination)
+        properties = {**vars(message.properties), "headers": headers}
+        if self._applied(message, self._store.move, message.tag, queue_name, properties):
+            consumer.settled(message)
+
+    def requeue(self, message: InHand) -> None:
+        self._applied(message, self._store.unlease, message.tag)
+
+    def _applied(self, message: InHand, change: Any, *arguments: Any) -> bool:
+        """Apply one outcome to the leased row; False when it is no longer ours (or we stopped)."""
+        consumer = message.consumer
+        changed: int | None = 0
+        try:
+            changed = change(*arguments)  # None: stop() has put the message back, drop the outcome
+        except sqlite3.Error as error:  # the lease expires and the message comes back
+            log.error("esb: could not settle message %d of %s: %s", message.tag, consumer.queue_name, error)
+        finally:
+            with consumer.lock:
+                consumer.in_hand -= 1
+            consumer.wake.set()
+        if changed == 0:
+            log.warning("esb: message %d of %s was settled after its lease ended; it will be delivered again",
+                        message.tag, consumer.queue_name)
+        return bool(changed)
 
 
 class EmbeddedTransport(Transport):
@@ -170,48 +170,15 @@ class EmbeddedTransport(Transport):
         self._routes = {r.name: r for r in (config_routes if config_routes is not None else routes)}
         self.topology = Topology.from_routes(self._routes.values())  # TopologyError for bad names
         self.path = Path(path) if path else DEFAULT_PATH
-        self._prefetch = prefetch
-        self._concurrency = concurrency
         self._poll_interval = poll_interval
         self._lease = lease
         self._events = events or TransportEvents()
-        self._owner = uuid.uuid4().hex  # this transport's name on the leases it holds
-        self._lock = threading.RLock()  # one connection, one statement at a time
-        self._connection: sqlite3.Connection | None = None
-        self._consumers: list[_Consumer] = []
+        self._store = Store(self.path, uuid.uuid4().hex, lease)
+        self._consumers = Consumers(self._routes, _FileSettlement(self._store), self._events,
+                                    prefetch=prefetch, concurrency=concurrency, kind=_FileConsumer)
         self._connected = False
         self._stopped = threading.Event()
         self._keeper: threading.Thread | None = None
-
-    # --- the file ---------------------------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        """The connection (opened, and the schema made, on first use); call under `_lock`."""
-        if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                         timeout=BUSY_TIMEOUT_MS / 1000)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            connection.executescript(SCHEMA)
-            self._connection = connection
-        return self._connection
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _execute(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db().execute(sql, tuple(parameters))
 
     # --- life -------------------------------------------------------------------------------
     @property
@@ -220,14 +187,8 @@ class EmbeddedTransport(Transport):
 
     def declare(self) -> None:
         """Record the routes' work and dead-letter queues in the file (idempotent)."""
-        rows = [(q.name, q.kind, q.route, q.destination) for q in self.topology.queues
-                if q.kind in (WORK, DEAD_LETTER, INBOUND_DEAD_LETTER)]
-        try:
-            with self._transaction() as db:
-                db.executemany("INSERT OR IGNORE INTO queues (name, kind, route, destination) "
-                               "VALUES (?, ?, ?, ?)", rows)
-        except sqlite3.Error as error:
-            raise TransportError(f"cannot use the embedded transport file {self.path}: {error}") from None
+        self._store.declare((q.name, q.kind, q.route, q.destination) for q in self.topology.queues
+                            if q.kind in (WORK, DEAD_LETTER, INBOUND_DEAD_LETTER))
 
     def start(self, timeout: float = 30.0) -> None:
         if self._connected or self._stopped.is_set():
@@ -244,29 +205,22 @@ class EmbeddedTransport(Transport):
         if self._stopped.is_set():
             return
         deadline = time.monotonic() + timeout
+        self._consumers.stopping()
         for consumer in self._consumers:
-            consumer.stopping = True
             consumer.wake.set()
-        while time.monotonic() < deadline and any(c.running for c in self._consumers):
+        while time.monotonic() < deadline and self._consumers.running():
             time.sleep(0.02)
-        with self._lock:  # from here on, late outcomes are dropped (see _settle)
+        with self._store.lock:  # from here on, late outcomes are dropped (see Store)
             self._stopped.set()
             was_connected, self._connected = self._connected, False
-            if self._connection is not None:
-                # what was taken but not finished goes back to its queue, marked as redelivered
-                self._connection.execute("UPDATE messages SET lease_owner = NULL, available_at = ? "
-                                         "WHERE lease_owner = ?", (time.time(), self._owner))
+            self._store.release_leases()
         for consumer in self._consumers:
             if consumer.fetcher is not None:
                 consumer.fetcher.join(max(0.0, deadline - time.monotonic()) + 1)
-            for _ in consumer.workers:
-                consumer.inbox.put(None)
+        self._consumers.stop_workers()
         if self._keeper is not None:
             self._keeper.join(1)
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        self._store.close()
         if was_connected:
             self._events.disconnected(None)
 
@@ -274,63 +228,41 @@ class EmbeddedTransport(Transport):
         """Renew this transport's leases while it runs, so only a crash lets them expire."""
         while not self._stopped.wait(self._lease / 3):
             try:
-                with self._lock:
-                    if self._stopped.is_set():
-                        return
-                    self._db().execute("UPDATE messages SET available_at = ? WHERE lease_owner = ?",
-                                       (time.time() + self._lease, self._owner))
+                self._store.renew_leases()
             except sqlite3.Error as error:
                 log.warning("esb: could not renew the leases in %s: %s", self.path, error)
 
     # --- publishing -------------------------------------------------------------------------
-    def _route(self, route: str, destination: str | None = None) -> Any:
-        return route_model(self._routes, route, destination)
-
     def publish(self, envelope: Envelope, route: str,
                 destination: str | None = None) -> concurrent.futures.Future[None]:
-        model = self._route(route, destination)
+        model = route_model(self._routes, route, destination)
         targets = [destination] if destination is not None else [d.name for d in model.destinations]
         queues = [names.work_queue_name(route, name) for name in targets]
-        return self._store(queues, envelope.amqp_properties(), envelope.amqp_body())
+        return self._insert(queues, envelope.amqp_properties(), envelope.amqp_body())
 
     def publish_dead_letter(self, route: str, destination: str | None, body: bytes,
                             error: BaseException, headers: Mapping[str, Any] | None = None, *,
                             message_id: str | None = None, correlation_id: str | None = None,
                             content_type: str | None = None) -> concurrent.futures.Future[None]:
-        self._route(route, destination)
+        route_model(self._routes, route, destination)
         reason = REASON_INPUT if isinstance(error, InputError) else REASON_PERMANENT
         properties = {"message_id": message_id or str(uuid.uuid4()), "correlation_id": correlation_id,
                       "type": None, "content_type": content_type,
                       "headers": dead_letter_headers(headers, error, route=route, destination=destination,
                                                      attempts=1, reason=reason)}
-        return self._store([names.dead_letter_queue_name(route, destination)], properties, body)
+        return self._insert([names.dead_letter_queue_name(route, destination)], properties, body)
 
-    def _store(self, queues: list[str], properties: dict[str, Any],
-               body: bytes) -> concurrent.futures.Future[None]:
-        """Insert one row per declared queue in one transaction; the future is settled after COMMIT."""
+    def _insert(self, queues: list[str], properties: dict[str, Any],
+                body: bytes) -> concurrent.futures.Future[None]:
+        """Store the message in every declared queue of `queues`; the future is settled after COMMIT."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         if not self._connected:
             future.set_exception(NotConnected("the embedded transport is not started"))
             return future
-        text = json.dumps(properties)
         try:
-            with self._transaction() as db:
-                marks = ", ".join("?" * len(queues))
-                declared = {row[0] for row in db.execute(f"SELECT name FROM queues WHERE name IN ({marks})",
-                                                         queues)}
-                targets = [name for name in queues if name in declared]
-                if not targets:
-                    raise Unroutable(f"no queue took the message sent to {', '.join(queues)} "
-                                     "(not declared in the embedded transport file)")
-                now = time.time()
-                db.executemany("INSERT INTO messages (queue, message_id, properties, body, available_at) "
-                               "VALUES (?, ?, ?, ?, ?)",
-                               [(name, properties.get("message_id"), text, body, now) for name in targets])
+            targets = self._store.insert(queues, properties, body)
         except PublishError as error:
             future.set_exception(error)
-            return future
-        except sqlite3.Error as error:
-            future.set_exception(PublishError(f"could not store the message in {self.path}: {error}"))
             return future
         future.set_result(None)
         for consumer in self._consumers:
@@ -341,24 +273,17 @@ class EmbeddedTransport(Transport):
     # --- consuming --------------------------------------------------------------------------
     def consume(self, route: str, destination: str, handler: Handler, *, prefetch: int | None = None,
                 concurrency: int | None = None, inline: bool = False) -> None:
-        model = self._route(route, destination)
-        consumer = _Consumer(model, destination, handler, prefetch or self._prefetch,
-                             0 if inline else concurrency or self._concurrency)
-        for n in range(consumer.concurrency):
-            worker = threading.Thread(target=self._work, args=(consumer,), daemon=True,
-                                      name=f"esb-{route}-{destination}-{n + 1}")
-            consumer.workers.append(worker)
-            worker.start()
-        self._consumers.append(consumer)
+        consumer = self._consumers.add(route, destination, handler, prefetch=prefetch,
+                                       concurrency=concurrency, inline=inline)
         if self._connected:
             self._start_fetcher(consumer)
 
-    def _start_fetcher(self, consumer: _Consumer) -> None:
+    def _start_fetcher(self, consumer: _FileConsumer) -> None:
         consumer.fetcher = threading.Thread(target=self._fetch, args=(consumer,), daemon=True,
                                             name=f"esb-{consumer.queue_name}-fetch")
         consumer.fetcher.start()
 
-    def _fetch(self, consumer: _Consumer) -> None:
+    def _fetch(self, consumer: _FileConsumer) -> None:
         """A consumer's fetcher thread: claim what is available, up to the prefetch, hand it out."""
         while not consumer.stopping:
             consumer.wake.clear()
@@ -368,7 +293,7 @@ class EmbeddedTransport(Transport):
                     room = consumer.prefetch - consumer.in_hand
                 if room > 0:
                     try:
-                        rows = self._claim(consumer.queue_name, room)
+                        rows = self._store.claim(consumer.queue_name, room)
                     except sqlite3.Error as error:
                         log.warning("esb: could not take messages from %s: %s", consumer.queue_name, error)
             if not rows:
@@ -376,187 +301,33 @@ class EmbeddedTransport(Transport):
                 continue
             with consumer.lock:
                 consumer.in_hand += len(rows)
-            for row in rows:
-                if consumer.workers:
-                    consumer.inbox.put(row)
-                else:  # inline: on this thread, with no hand-off
-                    self._process(consumer, row)
-
-    def _claim(self, queue_name: str, limit: int) -> list[tuple]:
-        """Lease up to `limit` available messages of a queue to this transport, atomically."""
-        now = time.time()
-        with self._lock:
-            if self._stopped.is_set():
-                return []
-            db = self._db()
-            # a read first: an idle poll must not take the file's write lock
-            if db.execute("SELECT 1 FROM messages WHERE queue = ? AND available_at <= ? LIMIT 1",
-                          (queue_name, now)).fetchone() is None:
-                return []
-            rows = db.execute(
-                "UPDATE messages SET lease_owner = ?, available_at = ?, deliveries = deliveries + 1 "
-                "WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND available_at <= ? "
-                "ORDER BY seq LIMIT ?) RETURNING seq, properties, body, deliveries",
-                (self._owner, now + self._lease, queue_name, now, limit)).fetchall()
-        return sorted(rows)
-
-    def _work(self, consumer: _Consumer) -> None:
-        while (row := consumer.inbox.get()) is not None:
-            self._process(consumer, row)
-
-    def _process(self, consumer: _Consumer, row: tuple) -> None:
-        with consumer.lock:
-            if consumer.stopping:  # taken but not started: stop() puts it back
-                return
-            consumer.running += 1
-        seq = row[0]
-        settled = False
-        try:
-            settled = self._handle(consumer, *row)
-        except Exception:  # a bug in the bus itself: put the message back rather than lose it
-            log.exception("esb: failed to process a message from %s", consumer.queue_name)
-            self._settle(consumer, seq, "UPDATE messages SET lease_owner = NULL, available_at = ? "
-                         "WHERE seq = ? AND lease_owner = ?", (time.time(), seq, self._owner))
-            settled = True
-        finally:
-            if settled:
-                with consumer.lock:
-                    consumer.running -= 1
-
-    def _handle(self, consumer: _Consumer, seq: int, properties_text: str, body: bytes,
-                deliveries: int) -> bool:
-        """Run the handler; returns False when the outcome comes later (a future)."""
-        properties = json.loads(properties_text)
-        headers = properties.get("headers") or {}
-        delivery = Delivery(consumer.route.name, consumer.destination, properties.get("message_id"),
-                            properties.get("correlation_id"), attempts_so_far(headers) + 1, deliveries > 1,
-                            headers)
-        started = time.perf_counter()
-        try:
-            envelope = Envelope.from_amqp(types.SimpleNamespace(**properties), body)
-        except Exception as error:
-            problem = DecodeError(f"not a valid bus message: {type(error).__name__}: {error}")
-            self._fail(consumer, seq, properties, delivery, problem,
-                       Decision(Action.DEAD_LETTER, reason=REASON_UNDECODABLE))
-            return True
-        try:
-            result = consumer.handler(envelope, delivery)
-        except Exception as error:
-            self._fail(consumer, seq, properties, delivery, error)
-            return True
-        if isinstance(result, concurrent.futures.Future):
-            result.add_done_callback(functools.partial(self._handler_done, consumer, seq, properties,
-                                                       delivery, started))
-            return False
-        self._ack(consumer, seq, delivery, started)
-        return True
-
-    def _handler_done(self, consumer: _Consumer, seq: int, properties: dict[str, Any], delivery: Delivery,
-                      started: float, done: concurrent.futures.Future) -> None:
-        try:
-            try:
-                error = done.exception()
-            except concurrent.futures.CancelledError as cancelled:
-                error = cancelled
-            if error is None:
-                self._ack(consumer, seq, delivery, started)
-            else:
-                self._fail(consumer, seq, properties, delivery, error)
-        finally:
-            with consumer.lock:
-                consumer.running -= 1
-
-    def _ack(self, consumer: _Consumer, seq: int, delivery: Delivery, started: float) -> None:
-        if self._settle(consumer, seq, "DELETE FROM messages WHERE seq = ? AND lease_owner = ?",
-                        (seq, self._owner)):
-            self._events.acked(delivery, time.perf_counter() - started)
-
-    def _fail(self, consumer: _Consumer, seq: int, properties: dict[str, Any], delivery: Delivery,
-              error: BaseException, decision: Decision | None = None) -> None:
-        decision = decision or decide(error, delivery.attempt, consumer.policy)
-        route, destination = consumer.route.name, consumer.destination
-        now = time.time()
-        if decision.action is Action.RETRY:
-            delay = decision.delay or 0.0
-            properties = {**properties, "headers": failure_headers(
-                properties.get("headers"), error, route=route, destination=destination,
-                attempts=delivery.attempt)}
-            log.info("esb: %s attempt %d failed (%s: %s); retry in %gs", consumer.queue_name,
-                     delivery.attempt, type(error).__name__, error, delay)
-            if self._settle(consumer, seq, "UPDATE messages SET properties = ?, available_at = ?, "
-                            "lease_owner = NULL, deliveries = 0 WHERE seq = ? AND lease_owner = ?",
-                            (json.dumps(properties), now + delay, seq, self._owner)):
-                self._events.retried(delivery, error, delay)
-            return
-        reason = decision.reason or REASON_PERMANENT
-        dead_letter_queue = names.dead_letter_queue_name(route, destination)
-        properties = {**properties, "headers": dead_letter_headers(
-            properties.get("headers"), error, route=route, destination=destination,
-            attempts=delivery.attempt, reason=reason)}
-        log.warning("esb: message %s dead-lettered to %s after %d attempt(s): %s: %s",
-                    delivery.message_id, dead_letter_queue, delivery.attempt, type(error).__name__, error)
-        if self._settle(consumer, seq, "UPDATE messages SET queue = ?, properties = ?, available_at = ?, "
-                        "lease_owner = NULL, deliveries = 0 WHERE seq = ? AND lease_owner = ?",
-                        (dead_letter_queue, json.dumps(properties), now, seq, self._owner)):
-            self._events.dead_lettered(delivery, error, reason)
-
-    def _settle(self, consumer: _Consumer, seq: int, sql: str, parameters: tuple) -> bool:
-        """Apply one outcome to a leased message; False when the lease is no longer ours."""
-        stopped = False
-        try:
-            with self._lock:
-                stopped = self._stopped.is_set()  # stop() has put the message back: drop the outcome
-                changed = 0 if stopped else self._db().execute(sql, parameters).rowcount
-        except sqlite3.Error as error:  # the lease expires and the message comes back
-            log.error("esb: could not settle message %d of %s: %s", seq, consumer.queue_name, error)
-            changed = 0
-        finally:
-            with consumer.lock:
-                consumer.in_hand -= 1
-            consumer.wake.set()
-        if not changed and not stopped:
-            log.warning("esb: message %d of %s was settled after its lease ended; it will be delivered again",
-                        seq, consumer.queue_name)
-        return bool(changed)
+            for seq, properties, body, deliveries in rows:
+                consumer.take(InHand(consumer, seq, _Properties(**json.loads(properties)), body,
+                                     deliveries > 1))
 
     # --- pause and resume -------------------------------------------------------------------
-    def _consumers_of(self, route: str, destination: str | None) -> list[_Consumer]:
-        self._route(route, destination)
-        return [c for c in self._consumers if c.route.name == route
-                and (destination is None or c.destination == destination)]
-
     def pause(self, route: str, destination: str | None = None) -> list[str]:
-        consumers = self._consumers_of(route, destination)
-        for consumer in consumers:
-            consumer.paused = True
-        return [consumer.destination for consumer in consumers]
+        return [consumer.destination for consumer in self._consumers.pause(route, destination)]
 
     def resume(self, route: str, destination: str | None = None) -> list[str]:
-        consumers = self._consumers_of(route, destination)
+        consumers = self._consumers.resume(route, destination)
         for consumer in consumers:
-            consumer.paused = False
             consumer.wake.set()
         return [consumer.destination for consumer in consumers]
 
     def paused(self, route: str) -> set[str]:
-        return {c.destination for c in self._consumers_of(route, None) if c.paused}
+        return self._consumers.paused(route)
 
-    # --- dead-letter admin (works without start(), from any thread or process) ---------------
-    def queue_stats(self) -> dict[str, tuple[int, int]]:
+    # --- statistics and dead letters (work without start(), from any thread or process) -----
+    def queue_stats(self) -> QueueStats:
         """{queue: (messages, consumers)} like RabbitMQ's, for metrics and the admin API.
 
         Retries wait in their work queue here (`available_at` in the future), so the messages
         waiting for a retry are counted on the destination's first retry queue; consumers are
         this process's (other processes sharing the file are not seen)."""
-        now = time.time()
-        rows = self._execute("SELECT queue, available_at > ?, COUNT(*) FROM messages GROUP BY 1, 2",
-                             (now,)).fetchall()
-        ready: dict[str, int] = {}
-        waiting: dict[str, int] = {}
-        for queue_name, delayed, count in rows:
-            (waiting if delayed else ready)[queue_name] = count
+        ready, waiting = self._store.counts()
         consumers = {c.queue_name: 0 if c.paused else 1 for c in self._consumers}
-        stats: dict[str, tuple[int, int]] = {}
+        stats: QueueStats = {}
         seen_retry: set[str] = set()
         for spec in self.topology.queues:
             if spec.kind == RETRY:
@@ -572,35 +343,18 @@ class EmbeddedTransport(Transport):
         letters: list[DeadLetter] = []
         queues = dead_letter_queues(self._routes, route, destination, inbound=True)
         for queue_name, queue_destination in queues:
-            rows = self._execute("SELECT properties, body FROM messages WHERE queue = ? ORDER BY seq LIMIT ?",
-                                 (queue_name, -1 if limit is None else limit - len(letters))).fetchall()
-            letters += [_dead_letter(route, queue_destination, json.loads(p), body) for p, body in rows]
+            rows = self._store.browse(queue_name, None if limit is None else limit - len(letters))
+            letters += [_dead_letter(route, queue_destination, properties, body) for properties, body in rows]
             if limit is not None and len(letters) >= limit:
                 break
         return letters
 
     def replay_dead_letters(self, route: str, destination: str | None = None, *,
                             ids: Iterable[str] | None = None) -> int:
-        wanted = set(ids) if ids is not None else None
-        replayed = 0
         queues = dead_letter_queues(self._routes, route, destination, inbound=False)
-        with self._transaction() as db:
-            for queue_name, queue_destination in queues:
-                work_queue = names.work_queue_name(route, queue_destination)
-                rows = db.execute("SELECT seq, message_id, properties FROM messages WHERE queue = ? "
-                                  "ORDER BY seq", (queue_name,)).fetchall()
-                rows = [row for row in rows if wanted is None or row[1] in wanted]
-                declared = db.execute("SELECT 1 FROM queues WHERE name = ?", (work_queue,)).fetchone()
-                if rows and declared is None:
-                    raise Unroutable(f'work queue "{work_queue}" does not exist; run `esb topology declare`')
-                now = time.time()
-                for seq, _message_id, properties_text in rows:
-                    properties = json.loads(properties_text)
-                    properties["headers"] = replay_headers(properties.get("headers"))
-                    db.execute("UPDATE messages SET queue = ?, properties = ?, available_at = ?, "
-                               "lease_owner = NULL, deliveries = 0 WHERE seq = ?",
-                               (work_queue, json.dumps(properties), now, seq))
-                replayed += len(rows)
+        replayed = self._store.replay([(queue_name, names.work_queue_name(route, queue_destination))
+                                       for queue_name, queue_destination in queues],
+                                      set(ids) if ids is not None else None)
         for consumer in self._consumers:
             if consumer.route.name == route:
                 consumer.wake.set()
@@ -608,19 +362,9 @@ class EmbeddedTransport(Transport):
 
     def purge_dead_letters(self, route: str, destination: str | None = None, *,
                            ids: Iterable[str] | None = None) -> int:
-        wanted = list(ids) if ids is not None else None
-        purged = 0
         queues = dead_letter_queues(self._routes, route, destination, inbound=True)
-        with self._transaction() as db:
-            for queue_name, _destination in queues:
-                if wanted is None:
-                    purged += db.execute("DELETE FROM messages WHERE queue = ?", (queue_name,)).rowcount
-                else:
-                    for message_id in wanted:
-                        purged += db.execute("DELETE FROM messages WHERE queue = ? AND message_id = ?",
-                                             (queue_name, message_id)).rowcount
-        return purged
-
+        return self._store.purge([queue_name for queue_name, _ in queues],
+                                 list(ids) if ids is not None else None)
 
 
 def _dead_letter(route: str, destination: str | None, properties: dict[str, Any], body: bytes) -> DeadLetter:

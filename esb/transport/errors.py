@@ -45,3 +45,10 @@ class NotConnected(ConnectionLost):
 
 class PublishTimeout(PublishError):
     """No confirm within the timeout: the message may still be stored later; treat as failed."""
+
+
+def describe(error: BaseException | None) -> str:
+    """A one-line account of an error: its class, and its text when it has one."""
+    if error is None:
+        return "unknown error"
+    return f"{type(error).__name__}: {str(error).strip() or repr(error)}"

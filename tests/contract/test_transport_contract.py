@@ -412,6 +412,22 @@ def test_two_transports_on_one_file_never_deliver_one_message_to_both(embedded, 
     assert handlers[0].calls and handlers[1].calls  # both took part
 
 
+def test_queue_stats_count_ready_messages_dead_letters_and_consumers(twin, unique_name):
+    bus = twin.build(make_route(unique_name))
+    bus.publish_confirmed(envelope(1), unique_name, "a")
+    bus.publish_confirmed(envelope(2), unique_name, "a")
+    bus.consume(unique_name, "b", Recorder(raising(Permanent("no"))))
+    bus.publish_confirmed(envelope(3), unique_name, "b")
+
+    wait_until(lambda: bus.queue_stats().get(names.dead_letter_queue_name(unique_name, "b"), (0, 0))[0] == 1)
+    stats = bus.queue_stats()
+
+    assert stats[work(unique_name, "a")] == (2, 0)  # nobody consumes a
+    assert stats[work(unique_name, "b")] == (0, 1)
+    assert stats[names.dead_letter_queue_name(unique_name, "a")][0] == 0
+    assert set(stats) <= {q.name for q in bus.topology.queues}
+
+
 def test_the_embedded_queue_stats_count_ready_waiting_and_dead_messages(embedded, unique_name):
     from esb.errors import Retryable
     from tests.integration.test_rabbitmq import Recorder, envelope, make_route, raising, wait_until
