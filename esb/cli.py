@@ -217,21 +217,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runtime.start(app=create_app(runtime) if options.http else None)
     except TransportError as error:
         return _fail(str(error))
-    reloader = None
-    if not consumer_only:  # extra workers get no SIGHUP of their own: see the README
-        from esb.audit import AUDIT_FILE_NAME, AuditLog
-        from esb.reload import Reloader
+    from esb.audit import AUDIT_FILE_NAME, AuditLog
+    from esb.reload import Reloader
 
-        reloader = Reloader(runtime, path, AuditLog(data_dir / AUDIT_FILE_NAME), watch=args.watch).start()
-        signal.signal(signal.SIGHUP, lambda *_: reloader.request())
-    children = [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
-                                  *(["--broker", args.broker] if args.broker else [])])
-                for _ in range(max(0, args.workers - 1))]
+    # every process reloads its own runtime; the first one passes SIGHUP on to its workers
+    reloader = Reloader(runtime, path, AuditLog(data_dir / AUDIT_FILE_NAME), watch=args.watch).start()
+    children: list[subprocess.Popen] = []
+
+    def hang_up(*_: Any) -> None:
+        reloader.request()
+        for child in children:
+            child.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, hang_up)
+    children += [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
+                                   *(["--broker", args.broker] if args.broker else []),
+                                   *(["--watch"] if args.watch else [])])
+                 for _ in range(max(0, args.workers - 1))]
     if runtime.server is not None:
         print(f"esb: listening on {runtime.server.url}", file=sys.stderr, flush=True)
     stop.wait()
-    if reloader is not None:
-        reloader.stop()
+    reloader.stop()
     for child in children:
         child.terminate()
     runtime.stop()

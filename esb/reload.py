@@ -123,6 +123,7 @@ class Reloader:
             log.error("reload refused: %s", problem)
         if ok:
             log.info("reload done (%s): %d routes", trigger, len(self.runtime.config.routes))
-        self.audit.record(who=f"esb run ({trigger})", action="reload", target={"config": self.path},
+        self.audit.record(who=f"esb run ({trigger})", action="reload",
+                          target={"config": self.path, "pid": os.getpid()},
                           outcome={"ok": ok, "problems": problems})
         return ok
