@@ -52,12 +52,37 @@ function render(body) {
       button.addEventListener("click", () => replayAll(route.name));
       actions.appendChild(button);
     }
+    for (const destination of route.destinations || []) renderDestination(tbody, route, destination);
   }
   document.querySelector("#routes").hidden = false;
   document.querySelectorAll(".admin-only").forEach((e) => { e.hidden = !admin; });
   document.querySelector("#status").textContent =
     `Broker ${body.broker_connected ? "connected" : "NOT connected"} · updated ${new Date().toLocaleTimeString()}` +
     ` · refreshes every ${REFRESH_SECONDS} s`;
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return null;
+  return value < 1 ? `${Math.round(value * 1000)} ms` : `${value.toFixed(1)} s`;
+}
+
+// One row per destination under its route: depths of its work, retry and dead-letter queues, and
+// the p50/p99 end-to-end latency since the bus started (from the /metrics histogram).
+function renderDestination(tbody, route, destination) {
+  const row = tbody.insertRow();
+  row.className = "destination";
+  row.dataset.route = route.name;
+  row.dataset.destination = destination.name;
+  cell(row, `↳ ${destination.name} (${destination.adapter})`, "destination-name");
+  cell(row, destination.paused ? "paused" : "");
+  cell(row, `queue ${destination.queue_depth ?? "–"}`, "number queue-depth");
+  cell(row, `retry ${destination.retry_depth ?? "–"}`, "number retry-depth");
+  cell(row, `DLQ ${destination.dead_letter_depth ?? "–"}`, "number destination-dlq");
+  const latency = destination.latency || {};
+  cell(row, `p50 ${seconds(latency.p50) ?? "–"}`, "number p50");
+  cell(row, `p99 ${seconds(latency.p99) ?? "–"}`, "number p99");
+  cell(row, "");
+  if (admin) cell(row, "");
 }
 
 async function replayAll(route) {
