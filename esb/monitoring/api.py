@@ -103,6 +103,11 @@ def add_api_views(
             )
         return jsonify(**asked, hops=[entry.as_dict() for entry in entries])
 
+    @blueprint.get("/api/activity")
+    @requires("viewer")
+    def activity():
+        return jsonify(journal.activity())
+
     @blueprint.get("/api/audit")
     @requires("admin")
     def audit_entries():

@@ -81,6 +81,11 @@ def test_the_dashboard_shows_each_route_and_an_admin_replays_its_dead_letters(br
     assert destination.locator(".queue-depth").inner_text() == "queue 0"
     assert destination.locator(".retry-depth").inner_text() == "retry 0"
     assert destination.locator(".p50").inner_text() == "p50 –"  # nothing delivered yet
+    # the charts of the last hour: the two refused deliveries are errors, the archive got both
+    errors = page.locator("#errors-chart[data-total]")
+    errors.wait_for(state="attached", timeout=10_000)
+    assert errors.get_attribute("data-total") == "2" and errors.locator("rect").count() == 60
+    assert page.locator("#delivered-chart").get_attribute("data-total") == "2"
 
     assert row.locator(".dlq-depth").inner_text() == "2"
     assert row.locator(".errors").inner_text() == "2"
