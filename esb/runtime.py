@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 import uuid
@@ -29,12 +28,13 @@ from esb.errors import InputError, MappingError, Unavailable
 from esb.http_server import HttpLimits, HttpServer
 from esb.idempotency import Claim, IdempotencyStore
 from esb.journal import JOURNAL_FILE_NAME, Journal
+from esb.journal_events import JournalEvents
 from esb.logs import message_fields
 from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
 from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
-from esb.transport import create_transport
-from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport, TransportEvents
+from esb.transport import create_transport, transport_scope
+from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport
 from esb.transport.errors import PublishError
 from esb.web import ReadinessCheck, create_app
 
@@ -62,29 +62,6 @@ class RuntimeOptions:
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
     http_limits: HttpLimits = field(default_factory=HttpLimits)  # esb run: from ESB_HTTP_* variables
     transport_options: dict[str, Any] = field(default_factory=dict)
-
-
-class JournalEvents(TransportEvents):
-    """Writes the outbound outcomes the transport reports into the trace journal."""
-
-    def __init__(self, journal: Journal):
-        self.journal = journal
-
-    def _record(self, step: str, delivery: Delivery, detail: str | None = None) -> None:
-        self.journal.record(step, message_id=delivery.message_id or "?", route=delivery.route,
-                            destination=delivery.destination, correlation_id=delivery.correlation_id,
-                            detail=detail)
-
-    def acked(self, delivery: Delivery, seconds: float) -> None:
-        self._record("delivered", delivery, f"attempt {delivery.attempt}, {seconds * 1000:.0f} ms")
-
-    def retried(self, delivery: Delivery, error: BaseException, delay: float) -> None:
-        self._record("retried", delivery, f"attempt {delivery.attempt}: {type(error).__name__}: {error}; "
-                                          f"next try in {delay:g} s")
-
-    def dead_lettered(self, delivery: Delivery, error: BaseException, reason: str) -> None:
-        self._record("dead_lettered", delivery, f"{reason} after attempt {delivery.attempt}: "
-                                                f"{type(error).__name__}: {error}")
 
 
 class Runtime:
@@ -130,7 +107,7 @@ class Runtime:
     def _load_mapping(self, path: str | None, config: Config | None = None) -> Any:
         if not path:
             return None
-        from esb.mapping import load_mapping
+        from esb.mapping.loader import load_mapping, mapping_name
 
         config = config or self.config
         return load_mapping(path, timezone=config.settings.get("timezone"),
@@ -470,23 +447,3 @@ def _document_number(error: BaseException) -> str | None:
     """The number of the one document an input error refused (its correlation id), if it was read."""
     numbers = getattr(error, "document_numbers", ())
     return numbers[0] if len(numbers) == 1 else None
-
-
-def transport_scope(transport: Transport) -> str:
-    """What message ids refer to: the embedded transport's file or the broker (no credentials)."""
-    path = getattr(transport, "path", None)
-    if path is not None:
-        return f"embedded:{Path(path).resolve()}"
-    from urllib.parse import urlsplit
-
-    url = urlsplit(getattr(transport, "url", "") or "")
-    return f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"
-
-
-def mapping_name(path: str, config_path: str) -> str:
-    """A mapping as its errors name it: its path relative to the routes file's directory without
-    `.yaml` (`mappings/wms/shipment_confirmation.in`), or its file name when it lies outside."""
-    relative = os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(config_path)))
-    if relative.startswith(os.pardir):
-        relative = os.path.basename(path)
-    return relative.replace(os.sep, "/").removesuffix(".yaml").removesuffix(".yml")

@@ -54,8 +54,8 @@ def runtime(tmp_path):
 
 
 def queued_ids(runtime: Runtime) -> list[str]:
-    rows = runtime.transport._execute("SELECT message_id FROM messages WHERE queue = ?",
-                                      (f"esb.{ROUTE}.wms",))
+    rows = runtime.transport._store.execute("SELECT message_id FROM messages WHERE queue = ?",
+                                            (f"esb.{ROUTE}.wms",))
     return [row[0] for row in rows.fetchall()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +152,12 @@ def load_mapping(path: str | Path, *, timezone: str | None = None, name: str | N
         with _CACHE_LOCK:
             _CACHE[key] = (stamp, mapping)
     return mapping
+
+
+def mapping_name(path: str, config_path: str) -> str:
+    """A mapping as its errors name it: its path relative to the routes file's directory without
+    `.yaml` (`mappings/wms/shipment_confirmation.in`), or its file name when it lies outside."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(config_path)))
+    if relative.startswith(os.pardir):
+        relative = os.path.basename(path)
+    return relative.replace(os.sep, "/").removesuffix(".yaml").removesuffix(".yml")

@@ -8,7 +8,9 @@ The contract every transport keeps is `esb.transport.contract`; its errors are i
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from esb.problems import did_you_mean
 from esb.transport.contract import Transport
@@ -43,3 +45,12 @@ def create_transport(url: str | None, routes: Iterable[Any], *, path: Any = None
         return EmbeddedTransport(path, routes, **options)
     raise TransportError(f'unknown broker URL scheme "{scheme}" in {url!r}{did_you_mean(scheme, SCHEMES)} '
                          "(use amqp://, amqps:// or embedded://<path>)")
+
+
+def transport_scope(transport: Transport) -> str:
+    """What message ids refer to: the embedded transport's file or the broker (no credentials)."""
+    path = getattr(transport, "path", None)
+    if path is not None:
+        return f"embedded:{Path(path).resolve()}"
+    url = urlsplit(getattr(transport, "url", "") or "")
+    return f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from esb.runtime import mapping_name
+from esb.mapping.loader import mapping_name
 from tests.conftest import PROJECT
 from tests.hostile.conftest import shipment
 

@@ -140,9 +140,12 @@ class Bus:
         raise AssertionError(f"esb run did not start; see {self.directory / 'bus.log'}")
 
     def _copy_log(self, process: subprocess.Popen) -> None:
-        for line in process.stderr:
-            self.log.write(line)
-        self.log.flush()
+        try:
+            for line in process.stderr:
+                self.log.write(line)
+            self.log.flush()
+        except ValueError:  # the log was closed with the bus (its last lines are not needed)
+            pass
 
     def kill9(self) -> None:
         self.url = None
