@@ -217,12 +217,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runtime.start(app=create_app(runtime) if options.http else None)
     except TransportError as error:
         return _fail(str(error))
-    children = [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
-                                  *(["--broker", args.broker] if args.broker else [])])
-                for _ in range(max(0, args.workers - 1))]
+    from esb.audit import AUDIT_FILE_NAME, AuditLog
+    from esb.reload import Reloader
+
+    # every process reloads its own runtime; the first one passes SIGHUP on to its workers
+    reloader = Reloader(runtime, path, AuditLog(data_dir / AUDIT_FILE_NAME), watch=args.watch).start()
+    children: list[subprocess.Popen] = []
+
+    def hang_up(*_: Any) -> None:
+        reloader.request()
+        for child in children:
+            child.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, hang_up)
+    children += [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
+                                   *(["--broker", args.broker] if args.broker else []),
+                                   *(["--watch"] if args.watch else [])])
+                 for _ in range(max(0, args.workers - 1))]
     if runtime.server is not None:
         print(f"esb: listening on {runtime.server.url}", file=sys.stderr, flush=True)
     stop.wait()
+    reloader.stop()
     for child in children:
         child.terminate()
     runtime.stop()
@@ -251,8 +266,32 @@ def _cmd_test(args: argparse.Namespace) -> int:
     for mapping in mappings_without_cases(root):
         failed += 1
         print(f"FAIL {mapping.relative_to(root)} :: has no test case (add {mapping.name[:-5]}.cases/)")
+    if not args.path:  # the whole project: the route cases too
+        route_passed, route_failed = _run_route_cases(args)
+        passed, failed = passed + route_passed, failed + route_failed
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def _run_route_cases(args: argparse.Namespace) -> tuple[int, int]:
+    """The cases of routes.cases/ beside the routes file (esb.route_cases); every route needs one."""
+    from esb.route_cases import cases_root, discover_route_cases, routes_without_cases, run_route_cases
+
+    root = cases_root(_config_path(args))
+    if not root.is_dir():
+        return 0, 0
+    config = _load_config(args)
+    cases = discover_route_cases(root)
+    passed = failed = 0
+    for result in run_route_cases(config, cases):
+        passed, failed = passed + result.ok, failed + (not result.ok)
+        print(f"{'ok  ' if result.ok else 'FAIL'} {root.name}/{result.case.route} :: {result.case.name}")
+        if not result.ok:
+            print("     " + result.message.replace("\n", "\n     "))
+    for route in routes_without_cases(config, cases):
+        failed += 1
+        print(f"FAIL route {route} :: has no test case (add {root.name}/{route}/<case>.yaml)")
+    return passed, failed
 
 
 def _cmd_topology(args: argparse.Namespace) -> int:
@@ -368,11 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HTTP port (default: $ESB_HTTP_PORT, settings.http_port, 8080)")
     runner.add_argument("--workers", type=int, default=1,
                         help="processes in all; the extra ones only consume (competing consumers)")
+    runner.add_argument("--watch", action="store_true",
+                        help="reload the routes file and its mappings when they change (as SIGHUP does), "
+                             "once esb check passes on them")
     runner.add_argument("--role", choices=["all", "consumer"], default="all", help=argparse.SUPPRESS)
 
-    tester = command("test", "run the test cases next to every mapping (no broker needed)", _cmd_test)
+    tester = command("test", "run the test cases next to every mapping, then the route cases of "
+                     "routes.cases/ (in-process, no broker or network needed)", _cmd_test)
     tester.add_argument("path", nargs="?",
-                        help="folder of mappings (default: mappings/ beside the routes file)")
+                        help="only the mapping cases of this folder (default: mappings/ beside the routes "
+                             "file, then the route cases)")
 
     command("schema", "print the JSON Schema of routes.yaml, built from the registered adapters", _cmd_schema)
 

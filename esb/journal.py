@@ -206,6 +206,23 @@ class Journal:
             newest.setdefault(route, {"destination": destination, "step": step, "detail": detail, "at": at})
         return newest
 
+    def activity(self, window: float = 3600.0, bucket: float = 60.0) -> dict[str, Any]:
+        """Deliveries and errors (rejected, retried, dead-lettered) of the last `window` seconds in
+        buckets of `bucket` seconds, oldest first: {"since", "bucket_seconds", "delivered": [n...],
+        "errors": [n...]}. Read from the journal, so every process of the bus counts."""
+        buckets = int(window // bucket)
+        since = (time.time() // bucket + 1) * bucket - buckets * bucket  # whole buckets, the last one now
+        steps = ("delivered", *ERROR_STEPS)
+        sql = (f"SELECT step, at_epoch FROM esb_trace WHERE step IN ({self._database.params(len(steps))})"
+               f" AND at_epoch >= {self._placeholder}")
+        with closing(self._connect()) as connection:
+            rows = connection.cursor().execute(sql, (*steps, since)).fetchall()
+        delivered, errors = [0] * buckets, [0] * buckets
+        for step, at_epoch in rows:
+            index = min(buckets - 1, int((float(at_epoch) - since) // bucket))
+            (delivered if step == "delivered" else errors)[index] += 1
+        return {"since": since, "bucket_seconds": bucket, "delivered": delivered, "errors": errors}
+
     def delete_older_than(self, seconds: float) -> int:
         """Delete entries older than `seconds`; returns how many were deleted."""
         with closing(self._connect()) as connection:

@@ -326,3 +326,39 @@ def counters_by_route() -> dict[str, dict[str, Any]]:
                                      for d, c in facts["destinations"].items()},
                     "last_success": facts["last_success"]}
             for route, facts in routes.items()}
+
+
+def latency_by_destination(quantiles: tuple[float, ...] = (0.5, 0.99),
+                           ) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(route, destination): {"p50": seconds, "p99": seconds, "count": n}} of the end-to-end latency
+    since start, estimated from the histogram's buckets (linear inside a bucket, as Prometheus's
+    histogram_quantile does); None where nothing was delivered yet."""
+    buckets: dict[tuple[str, str], dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for family in registry().collect():
+        for sample in family.samples:
+            if sample.name != f"{END_TO_END_SECONDS._name}_bucket":
+                continue
+            key = (sample.labels.get("route"), sample.labels.get("destination"))
+            buckets[key][float(sample.labels["le"])] += sample.value  # summed over the processes
+    found = {}
+    for key, cumulative in buckets.items():
+        bounds = sorted(cumulative)
+        total = cumulative[bounds[-1]] if bounds else 0.0
+        found[key] = {"count": int(total), **{f"p{round(q * 100)}": _quantile(q, bounds, cumulative, total)
+                                              for q in quantiles}}
+    return found
+
+
+def _quantile(q: float, bounds: list[float], cumulative: dict[float, float], total: float) -> float | None:
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower  # beyond the last bucket: its lower edge is all that is known
+            inside = count - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, count
+    return lower

@@ -93,24 +93,26 @@ class Runtime:
         self.sources: list[Source] = []
         self._pushed_routes: list[str] = []  # routes whose source is an HTTP endpoint
         self.sinks: list[Sink] = []
+        self._outbound: dict[tuple[str, str], tuple[Sink, OutboundPipeline, str]] = {}
         self.server: HttpServer | None = None
         self.scheduler = None
         self._stopped = threading.Event()
 
     # --- building ---------------------------------------------------------------------------
-    def _inbound_pipeline(self, route: Route) -> InboundPipeline:
-        mapping = self._load_mapping(route.map)
+    def _inbound_pipeline(self, route: Route, config: Config | None = None) -> InboundPipeline:
+        mapping = self._load_mapping(route.map, config)
         return InboundPipeline(route, mapping=mapping, validate=self._validate,
                                source=route.source.system or route.source.adapter,
                                document_keys=self._document_keys)
 
-    def _load_mapping(self, path: str | None) -> Any:
+    def _load_mapping(self, path: str | None, config: Config | None = None) -> Any:
         if not path:
             return None
         from esb.mapping.loader import load_mapping, mapping_name
 
-        return load_mapping(path, timezone=self.config.settings.get("timezone"),
-                            name=mapping_name(path, self.config.path))
+        config = config or self.config
+        return load_mapping(path, timezone=config.settings.get("timezone"),
+                            name=mapping_name(path, config.path))
 
     def _system_settings(self, adapter: str, system: str | None) -> dict | None:
         if not system:
@@ -122,15 +124,14 @@ class Runtime:
         spec = get_adapter(endpoint.adapter)
         if spec.sink_factory is None:
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot deliver yet (route {route.name})')
-        sink = spec.sink_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system))
+        sink = self._make_sink(route, destination)
         self.sinks.append(sink)
         self._bind_state(sink)
-        mapping = self._load_mapping(destination.map)
-        outbound = OutboundPipeline(destination, mapping=mapping)
-        output_format = getattr(mapping, "output_format", None) or "json"
-        content_type = codecs.content_type(output_format)
+        key = (route.name, destination.name)
+        self._outbound[key] = self._outbound_piece(destination, sink, self.config)
 
         def deliver(envelope, delivery: Delivery) -> None:
+            sink, outbound, content_type = self._outbound[key]  # looked up per message: see reload()
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)
             if target_id:
                 self._journal_events.answered(delivery, str(target_id))
@@ -140,6 +141,18 @@ class Runtime:
                     destination=destination.name, attempt=delivery.attempt, outcome="delivered"))
 
         self.transport.consume(route.name, destination.name, deliver)
+
+    def _outbound_piece(self, destination: Destination, sink: Sink,
+                        config: Config) -> tuple[Sink, OutboundPipeline, str]:
+        mapping = self._load_mapping(destination.map, config)
+        output_format = getattr(mapping, "output_format", None) or "json"
+        return sink, OutboundPipeline(destination, mapping=mapping), codecs.content_type(output_format)
+
+    def _make_sink(self, route: Route, destination: Destination) -> Sink:
+        """The sink of a destination (`esb test` overrides this to capture what would be sent)."""
+        endpoint = destination.endpoint
+        return get_adapter(endpoint.adapter).sink_factory(
+            endpoint, self._system_settings(endpoint.adapter, endpoint.system))
 
     def _start_source(self, route: Route) -> None:
         endpoint = route.source
@@ -226,6 +239,29 @@ class Runtime:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+    # --- reloading (esb.reload checks the new files and refuses what needs a restart) ----------
+    def reload(self, config: Config) -> None:
+        """Use the mappings, filters, validation and destination options of `config`, which has
+        the same routes, sources and destinations as the running one. Everything is built first (an
+        error leaves the old config running), then swapped; a message in hand finishes with the old
+        pieces, and replaced sinks are closed at stop."""
+        pipelines = {route.name: self._inbound_pipeline(route, config) for route in config.routes}
+        outbound = {}
+        for route in config.routes:
+            for destination in route.destinations:
+                key = (route.name, destination.name)
+                if key not in self._outbound:
+                    continue  # this process does not consume (a source-only process)
+                sink = self._outbound[key][0]
+                if destination.endpoint.options != self.config.route(route.name).destination(
+                        destination.name).endpoint.options:
+                    sink = self._make_sink(route, destination)
+                    self._bind_state(sink)
+                    self.sinks.append(sink)
+                outbound[key] = self._outbound_piece(destination, sink, config)
+        self.pipelines, self._outbound, self.config = pipelines, outbound, config
+        log.info("reloaded %s: %d routes", config.path, len(config.routes))
 
     # --- inbound ----------------------------------------------------------------------------
     def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,

@@ -112,3 +112,20 @@ def test_last_errors_gives_each_route_its_newest_error_of_the_window(journal_tar
     assert errors[route]["step"] == "dead_lettered" and errors[route]["detail"] == "HTTP 400"
     assert errors[route]["destination"] == "wms" and errors[route]["at"].endswith("+00:00")
     assert quiet not in errors
+
+
+def test_activity_counts_deliveries_and_errors_per_minute_of_the_last_hour(tmp_path):
+    journal = Journal(tmp_path / "activity.sqlite")
+    now = time.time()
+    journal.record("delivered", message_id="m1", route="r", destination="d", at=now)
+    journal.record("received", message_id="m1", route="r", at=now)  # not a delivery, not an error
+    journal.record("dead_lettered", message_id="m2", route="r", destination="d", at=now - 600)
+    journal.record("rejected", message_id="m3", route="r", at=now - 7200)  # older than the hour
+    journal.flush()
+
+    activity = journal.activity()
+    journal.close()
+    assert activity["bucket_seconds"] == 60 and len(activity["delivered"]) == len(activity["errors"]) == 60
+    assert activity["delivered"][-1] == 1 and sum(activity["delivered"]) == 1
+    assert sum(activity["errors"]) == 1
+    assert activity["errors"].index(1) in (49, 50)  # ten minutes before the last bucket

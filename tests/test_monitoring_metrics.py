@@ -147,3 +147,15 @@ def test_with_a_multiprocess_dir_a_scrape_sums_the_counters_of_every_worker_proc
     scraped = samples(text)
     assert scraped[("esb_messages_received_total", (("route", "orders"),))] == 4
     assert scraped[("esb_messages_retried_total", (("destination", "wms"), ("route", "orders")))] == 2
+
+
+def test_latency_quantiles_per_destination_come_from_the_end_to_end_buckets():
+    route = f"latency-{uuid.uuid4().hex[:8]}"
+    assert (route, "wms") not in metrics.latency_by_destination()
+    for seconds in [0.2] * 98 + [20.0, 20.0]:  # 98 in (0.1, 0.25], 2 in (10, 30]
+        metrics.END_TO_END_SECONDS.labels(route, "wms").observe(seconds)
+
+    latency = metrics.latency_by_destination()[(route, "wms")]
+    assert latency["count"] == 100
+    assert 0.1 < latency["p50"] <= 0.25  # inside the bucket of the median
+    assert 10.0 < latency["p99"] <= 30.0  # the slow tail, not the median's bucket

@@ -51,16 +51,18 @@ def add_api_views(
     @requires("viewer")
     def routes():
         counters, errors = metrics.counters_by_route(), journal.last_errors()
+        latency = metrics.latency_by_destination()
         return jsonify(
             broker_connected=transport.connected,
-            routes=[route_state(r, counters, errors, queues, transport) for r in config.routes],
+            routes=[route_state(r, counters, errors, queues, transport, latency) for r in config.routes],
         )
 
     @blueprint.get("/api/routes/<name>")
     @requires("viewer")
     def route(name: str):
         counters, errors = metrics.counters_by_route(), journal.last_errors()
-        return jsonify(route_state(service.route(name), counters, errors, queues, transport))
+        latency = metrics.latency_by_destination()
+        return jsonify(route_state(service.route(name), counters, errors, queues, transport, latency))
 
     @blueprint.get("/api/routes/<name>/dead-letters")
     @requires("viewer")
@@ -100,6 +102,11 @@ def add_api_views(
                 404, description="nothing in the journal for this id (unknown, or older than the retention)"
             )
         return jsonify(**asked, hops=[entry.as_dict() for entry in entries])
+
+    @blueprint.get("/api/activity")
+    @requires("viewer")
+    def activity():
+        return jsonify(journal.activity())
 
     @blueprint.get("/api/audit")
     @requires("admin")

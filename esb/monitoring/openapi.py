@@ -174,6 +174,14 @@ OPENAPI: dict[str, Any] = {
                 parameters=("message_id_query", "correlation_id", "document_number"),
             )
         },
+        "/api/activity": {
+            "get": _operation(
+                "Deliveries and errors of the last hour, per minute, oldest first (the dashboard's charts)",
+                "viewer",
+                _answer("Counts per minute", "Activity"),
+                missing=False,
+            )
+        },
         "/api/audit": {
             "get": _operation(
                 "The newest audit entries, newest first",
@@ -401,6 +409,17 @@ OPENAPI: dict[str, Any] = {
             },
             "Trace": {"type": "object", "properties": {"hops": {"type": "array", "items": _OBJECT}}},
             "Audit": {"type": "object", "properties": {"entries": {"type": "array", "items": _OBJECT}}},
+            "Activity": {
+                "type": "object",
+                "required": ["since", "bucket_seconds", "delivered", "errors"],
+                "properties": {
+                    "since": {"type": "number", "description": "epoch seconds of the first bucket's start"},
+                    "bucket_seconds": {"type": "number"},
+                    "delivered": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "errors": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                               "description": "rejected, retried and dead-lettered"},
+                },
+            },
         },
     },
 }

@@ -17,9 +17,11 @@ def route_state(
     errors: dict[str, Any],
     queues: metrics.QueueCollector,
     transport: Transport,
+    latency: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One route: `counters` from `metrics.counters_by_route()`, `errors` from
-    `Journal.last_errors()`, depths and consumers from `queues`, pauses from `transport`."""
+    `Journal.last_errors()`, depths and consumers from `queues`, pauses from `transport`, the
+    p50/p99 end-to-end latency per destination from `metrics.latency_by_destination()`."""
     counted = counters.get(route.name, {"total": {}, "destinations": {}, "last_success": None})
     destinations = []
     for destination in route.destinations:
@@ -33,6 +35,8 @@ def route_state(
                 "consumers": queues.consumers(route.name, destination.name, WORK),
                 "retry_depth": queues.depth(route.name, destination.name, RETRY),
                 "dead_letter_depth": queues.depth(route.name, destination.name, DEAD_LETTER),
+                "latency": (latency or {}).get((route.name, destination.name),
+                                               {"count": 0, "p50": None, "p99": None}),
             }
         )
     consumers = [d["consumers"] for d in destinations]

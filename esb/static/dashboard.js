@@ -52,12 +52,37 @@ function render(body) {
       button.addEventListener("click", () => replayAll(route.name));
       actions.appendChild(button);
     }
+    for (const destination of route.destinations || []) renderDestination(tbody, route, destination);
   }
   document.querySelector("#routes").hidden = false;
   document.querySelectorAll(".admin-only").forEach((e) => { e.hidden = !admin; });
   document.querySelector("#status").textContent =
     `Broker ${body.broker_connected ? "connected" : "NOT connected"} · updated ${new Date().toLocaleTimeString()}` +
     ` · refreshes every ${REFRESH_SECONDS} s`;
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return null;
+  return value < 1 ? `${Math.round(value * 1000)} ms` : `${value.toFixed(1)} s`;
+}
+
+// One row per destination under its route: depths of its work, retry and dead-letter queues, and
+// the p50/p99 end-to-end latency since the bus started (from the /metrics histogram).
+function renderDestination(tbody, route, destination) {
+  const row = tbody.insertRow();
+  row.className = "destination";
+  row.dataset.route = route.name;
+  row.dataset.destination = destination.name;
+  cell(row, `↳ ${destination.name} (${destination.adapter})`, "destination-name");
+  cell(row, destination.paused ? "paused" : "");
+  cell(row, `queue ${destination.queue_depth ?? "–"}`, "number queue-depth");
+  cell(row, `retry ${destination.retry_depth ?? "–"}`, "number retry-depth");
+  cell(row, `DLQ ${destination.dead_letter_depth ?? "–"}`, "number destination-dlq");
+  const latency = destination.latency || {};
+  cell(row, `p50 ${seconds(latency.p50) ?? "–"}`, "number p50");
+  cell(row, `p99 ${seconds(latency.p99) ?? "–"}`, "number p99");
+  cell(row, "");
+  if (admin) cell(row, "");
 }
 
 async function replayAll(route) {
@@ -73,7 +98,50 @@ async function replayAll(route) {
   refresh();
 }
 
+// The last hour as two bar charts (deliveries, errors per minute), drawn as SVG elements: no
+// library, no inline style or script (the Content-Security-Policy allows neither).
+const SVG = "http://www.w3.org/2000/svg";
+
+function chart(id, counts, className) {
+  const svg = document.getElementById(id);
+  const width = 600, height = 80, most = Math.max(1, ...counts);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 14}`);
+  svg.replaceChildren();
+  const step = width / Math.max(1, counts.length);
+  counts.forEach((count, index) => {
+    const bar = document.createElementNS(SVG, "rect");
+    const tall = count ? Math.max(1, (count / most) * height) : 0;
+    bar.setAttribute("x", String(index * step + 0.5));
+    bar.setAttribute("y", String(height - tall));
+    bar.setAttribute("width", String(Math.max(1, step - 1)));
+    bar.setAttribute("height", String(tall));
+    bar.setAttribute("class", className);
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `${counts.length - index} min ago: ${count}`;
+    bar.appendChild(title);
+    svg.appendChild(bar);
+  });
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", "0");
+  label.setAttribute("y", String(height + 12));
+  label.setAttribute("class", "axis");
+  label.textContent = `last hour · max ${most}/min · total ${counts.reduce((a, b) => a + b, 0)}`;
+  svg.appendChild(label);
+  svg.dataset.total = String(counts.reduce((a, b) => a + b, 0));
+}
+
+function renderActivity(body) {
+  chart("delivered-chart", body.delivered, "bar-delivered");
+  chart("errors-chart", body.errors, "bar-errors");
+  document.querySelector("#activity").hidden = false;
+}
+
 async function refresh() {
+  try {
+    renderActivity(await api("/api/activity"));
+  } catch (error) {
+    document.querySelector("#status").textContent = `Could not load the activity: ${error.message}`;
+  }
   try {
     render(await api("/api/routes"));
   } catch (error) {

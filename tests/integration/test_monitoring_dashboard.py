@@ -74,8 +74,18 @@ def test_the_dashboard_shows_each_route_and_an_admin_replays_its_dead_letters(br
     bus.journal.flush()
 
     page = open_dashboard(browser, bus, ADMIN_KEY)
-    row = page.locator(f'tr[data-route="{unique_name}"]')
+    row = page.locator(f'tr[data-route="{unique_name}"]:not(.destination)')
     row.wait_for(timeout=10_000)
+    destination = page.locator(f'tr.destination[data-route="{unique_name}"][data-destination="wms"]')
+    assert destination.locator(".destination-dlq").inner_text() == "DLQ 2"
+    assert destination.locator(".queue-depth").inner_text() == "queue 0"
+    assert destination.locator(".retry-depth").inner_text() == "retry 0"
+    assert destination.locator(".p50").inner_text() == "p50 –"  # nothing delivered yet
+    # the charts of the last hour: the two refused deliveries are errors, the archive got both
+    errors = page.locator("#errors-chart[data-total]")
+    errors.wait_for(state="attached", timeout=10_000)
+    assert errors.get_attribute("data-total") == "2" and errors.locator("rect").count() == 60
+    assert page.locator("#delivered-chart").get_attribute("data-total") == "2"
 
     assert row.locator(".dlq-depth").inner_text() == "2"
     assert row.locator(".errors").inner_text() == "2"
@@ -96,7 +106,7 @@ def test_the_dashboard_shows_each_route_and_an_admin_replays_its_dead_letters(br
 
 def test_a_viewer_sees_the_routes_without_replay_buttons_and_a_bad_key_is_refused(browser, bus, unique_name):
     page = open_dashboard(browser, bus, VIEWER_KEY)
-    page.locator(f'tr[data-route="{unique_name}"]').wait_for(timeout=10_000)
+    page.locator(f'tr[data-route="{unique_name}"]:not(.destination)').wait_for(timeout=10_000)
     assert page.locator("button.replay").count() == 0
     page.close()
 
