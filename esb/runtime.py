@@ -12,30 +12,27 @@ it to the sink; the transport turns the sink's outcome into ack, retry or dead-l
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
-import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esb import codecs, metrics, startup
 from esb.credentials import Credentials
-from esb.errors import InputError, MappingError, Unavailable
 from esb.http_server import HttpLimits, HttpServer
-from esb.idempotency import Claim, IdempotencyStore
+from esb.idempotency import IdempotencyStore
+from esb.inbound import Inbound, modified_time
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.journal_events import JournalEvents
 from esb.logs import message_fields
-from esb.pipeline import InboundPipeline, OutboundPipeline, PreparedMessage
-from esb.plugins import Accepted, RawMessage, Sink, Source, SourceContext, get_adapter
+from esb.pipeline import InboundPipeline, OutboundPipeline
+from esb.plugins import Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
 from esb.transport import create_transport, transport_scope
 from esb.transport.contract import DEFAULT_PREFETCH, Delivery, Transport
-from esb.transport.errors import PublishError
 from esb.web import ReadinessCheck, create_app
 
 if TYPE_CHECKING:
@@ -64,7 +61,7 @@ class RuntimeOptions:
     transport_options: dict[str, Any] = field(default_factory=dict)
 
 
-class Runtime:
+class Runtime(Inbound):
     def __init__(self, config: Config, options: RuntimeOptions, *, validator: Any = None):
         self.config = config
         self.options = options
@@ -87,7 +84,7 @@ class Runtime:
                                                      **transport_options)
         self.idempotency = IdempotencyStore(options.journal or options.data_dir / "idempotency.sqlite",
                                             scope=transport_scope(self.transport))
-        self._mapping_times = {route.name: _modified(route.map) for route in config.routes if route.map}
+        self._mapping_times = {route.name: modified_time(route.map) for route in config.routes if route.map}
         self.pipelines = {route.name: self._inbound_pipeline(route) for route in config.routes}
         self.app: Flask | None = None  # the HTTP app, given to start() (or a bare one made there)
         self.sources: list[Source] = []
@@ -263,162 +260,6 @@ class Runtime:
         self.pipelines, self._outbound, self.config = pipelines, outbound, config
         log.info("reloaded %s: %d routes", config.path, len(config.routes))
 
-    # --- inbound ----------------------------------------------------------------------------
-    def submit(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
-               business_key: str | None = None, message_id: str | None = None,
-               record_rejection: bool = True) -> Accepted:
-        """Store every message made from `raw`, confirmed by the broker; see `esb.plugins.Submit`.
-
-        `idempotency_key` is the request's key (a repeat with another body is a `Conflict`),
-        `business_key` a key the source read from the content; each message also claims its
-        document's own business key (see `esb.idempotency`). Refused input is journaled and
-        counted as `rejected` unless `record_rejection` is False: polled sources dead-letter what
-        they cannot submit, and `dead_letter()` records that one failure once."""
-        started = time.perf_counter()
-        if not self.journal.healthy:  # what is accepted must be traceable
-            raise Unavailable(f"the journal cannot be written: {self.journal.last_error}")
-        try:
-            prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
-                                                          business_key=business_key, metadata=raw.metadata,
-                                                          message_id=message_id)
-            claims = self._claim_all(route_name, prepared)
-        except InputError as error:
-            if record_rejection:
-                self._rejected(route_name, error)
-            raise
-        to_publish = [message if claim.outcome == "new" else
-                      replace(message, envelope=replace(message.envelope, id=claim.message_id))
-                      for message, claim in zip(prepared, claims, strict=True) if claim.publish]
-        metrics.received(route_name, len(to_publish))
-        adopted = {claim.message_id for claim in claims if claim.outcome == "adopted"}
-        self._publish_all(route_name, to_publish, adopted)
-        metrics.observe_inbound(route_name, time.perf_counter() - started)
-        for message, claim in zip(prepared, claims, strict=True):
-            envelope = message.envelope
-            log.info("accepted" if claim.publish else "duplicate, answered with the first id",
-                     extra=message_fields(message_id=claim.message_id, correlation_id=envelope.correlation_id,
-                                          route=route_name, outcome="accepted" if claim.publish
-                                          else "duplicate"))
-        return Accepted(tuple(claim.message_id for claim in claims),
-                        duplicate=bool(prepared) and not to_publish)
-
-    def resubmit(self, route_name: str, raw: RawMessage, **keys: Any) -> Accepted:
-        """`submit` with the route's mapping file as it is now: replaying raw dead letters after the
-        mapping was fixed needs no restart. A mapping that no longer loads is a `MappingError`."""
-        path = self.config.route(route_name).map
-        if path:
-            changed = _modified(path)
-            if changed != self._mapping_times.get(route_name):
-                try:
-                    self.pipelines[route_name] = self._inbound_pipeline(self.config.route(route_name))
-                except Exception as error:  # a mapping being edited: say so, keep the loaded one
-                    raise MappingError(f"the mapping {path} does not load now: {error}") from None
-                self._mapping_times[route_name] = changed
-        return self.submit(route_name, raw, **keys)
-
-    def _rejected(self, route_name: str, error: InputError) -> None:
-        self.journal.record("rejected", message_id=str(uuid.uuid4()), route=route_name,
-                            correlation_id=_document_number(error), detail=str(error)[:2000])
-        metrics.rejected(route_name, error)
-        log.warning("input refused: %s", error.message, extra=message_fields(
-            route=route_name, outcome=f"rejected:{error.kind}"))
-
-    def _claim_all(self, route_name: str, prepared: list[PreparedMessage]) -> list[Claim]:
-        """The claim of each message's keys; a message repeating a key of an earlier one of the same
-        input is its duplicate. If one claim fails, the claims made so far are disowned."""
-        claims: list[Claim] = []
-        seen: dict[str, str] = {}  # key -> message id, within this input
-        try:
-            for message in prepared:
-                repeat = next((seen[key.text] for key in message.keys if key.text in seen), None)
-                claim = Claim("duplicate", repeat) if repeat else self._claim(route_name, message)
-                claims.append(claim)
-                seen.update((key.text, claim.message_id) for key in message.keys)
-        except BaseException:
-            for message, claim in zip(prepared, claims, strict=False):
-                if claim.publish:
-                    self.idempotency.disown(route_name, message.keys, claim.message_id)
-            raise
-        return claims
-
-    def _claim(self, route_name: str, message: PreparedMessage) -> Claim:
-        """Claim a message's keys; while another request of this process holds one unconfirmed,
-        wait for its outcome (so a duplicate is never answered with the id of a message that was
-        not stored); a claim another process left unconfirmed is adopted at once."""
-        if not message.keys:
-            return Claim("new", message.envelope.id)
-        deadline = time.monotonic() + self.options.publish_timeout
-        while True:
-            claim = self.idempotency.claim(route_name, message.keys, message.envelope.id, owner=self.owner,
-                                           stale_after=2 * self.options.publish_timeout)
-            if claim.outcome != "busy":
-                return claim
-            if time.monotonic() > deadline:
-                raise Unavailable(f'an earlier message with the key "{claim.key}" ({claim.message_id}) '
-                                  f"is still being stored")
-            time.sleep(0.02)
-
-    def dead_letter(self, route_name: str, raw: RawMessage, error: BaseException) -> str:
-        """Store a polled source's refused raw payload in the route's dead-letter queue, confirmed;
-        returns the dead letter's message id."""
-        headers = {f"esb-source-{k}": str(v) for k, v in raw.metadata.items() if v is not None}
-        message_id = str(uuid.uuid4())  # the dead letter's own id: the journal traces it by that id
-        number = _document_number(error)
-        future = self.transport.publish_dead_letter(route_name, None, raw.body, error, headers,
-                                                    message_id=message_id, correlation_id=number,
-                                                    content_type=raw.content_type)
-        try:
-            future.result(self.options.publish_timeout)
-        except (PublishError, concurrent.futures.TimeoutError) as failure:
-            raise Unavailable(f"could not dead-letter the refused input: {failure}") from failure
-        self.journal.record("dead_lettered", message_id=message_id, route=route_name, correlation_id=number,
-                            detail=f"refused input: {str(error)[:1000]}")
-        metrics.raw_dead_lettered(route_name)
-        return message_id
-
-    def _publish_all(self, route_name: str, messages: list[PreparedMessage], adopted: set[str]) -> None:
-        route = self.config.route(route_name)
-        everywhere = tuple(d.name for d in route.destinations)
-        futures: list[tuple[PreparedMessage, concurrent.futures.Future]] = []
-        published_at = time.time()  # the trace shows the publish when it happened, not when confirmed
-        for message in messages:
-            self.journal.record("received", message_id=message.envelope.id, route=route_name,
-                                correlation_id=message.envelope.correlation_id, at=published_at,
-                                detail="again: its earlier publish was not confirmed"
-                                if message.envelope.id in adopted else None)
-            if not message.destinations:
-                continue  # no filter let it through: accepted, traced as filtered below
-            targets = [None] if message.destinations == everywhere else list(message.destinations)
-            futures.extend((message, self.transport.publish(message.envelope, route_name, target))
-                           for target in targets)
-        failed: dict[str, tuple[PreparedMessage, BaseException]] = {}
-        for message, future in futures:
-            try:
-                future.result(self.options.publish_timeout)
-            except (PublishError, concurrent.futures.TimeoutError) as error:
-                failed[message.envelope.id] = (message, error)
-        for message in messages:
-            envelope = message.envelope
-            if envelope.id in failed:
-                self.idempotency.disown(route_name, message.keys, envelope.id)
-                continue
-            self.idempotency.confirm(route_name, message.keys, envelope.id)
-            if not message.destinations:
-                self.journal.record("filtered", message_id=envelope.id, route=route_name,
-                                    correlation_id=envelope.correlation_id, at=published_at + 1e-6,
-                                    detail="no route or destination filter matched; not published")
-                continue
-            self.journal.record("published", message_id=envelope.id, route=route_name,
-                                correlation_id=envelope.correlation_id,
-                                detail=", ".join(message.destinations), at=published_at + 1e-6)
-            metrics.published(route_name, message.destinations)
-        if failed:
-            message, error = next(iter(failed.values()))
-            log.warning("publish not confirmed: %s", error, extra=message_fields(
-                message_id=message.envelope.id, route=route_name))
-            raise Unavailable(f"{len(failed)} of {len(messages)} messages not confirmed by the broker: "
-                              f"{error}")
-
     # --- readiness --------------------------------------------------------------------------
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         """The checks `/readyz` runs: the broker, the journal, the pollers, and what the sources and
@@ -448,16 +289,3 @@ class Runtime:
 def _warn(warning: str | None) -> None:
     if warning:
         log.warning(warning)
-
-
-def _modified(path: str) -> int | None:
-    try:
-        return Path(path).stat().st_mtime_ns
-    except OSError:
-        return None
-
-
-def _document_number(error: BaseException) -> str | None:
-    """The number of the one document an input error refused (its correlation id), if it was read."""
-    numbers = getattr(error, "document_numbers", ())
-    return numbers[0] if len(numbers) == 1 else None
