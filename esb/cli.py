@@ -248,50 +248,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    """Run every mapping's test cases (input -> expected document), no broker needed."""
-    from pathlib import Path
+    """Run every mapping's test cases, and without a path every route's too (esb.cli_test)."""
+    from esb.cli_test import run_tests
 
-    from esb.mapping_cases import discover_cases, mappings_without_cases, run_case
-
-    root = Path(args.path) if args.path else Path(_config_path(args)).resolve().parent / "mappings"
-    if not root.exists():
-        return _fail(f"no mappings folder at {root}")
-    passed = failed = 0
-    for case in discover_cases(root):
-        result = run_case(case)
-        passed, failed = passed + result.ok, failed + (not result.ok)
-        print(f"{'ok  ' if result.ok else 'FAIL'} {case.mapping.relative_to(root)} :: {case.name}")
-        if not result.ok:
-            print("     " + result.message.replace("\n", "\n     "))
-    for mapping in mappings_without_cases(root):
-        failed += 1
-        print(f"FAIL {mapping.relative_to(root)} :: has no test case (add {mapping.name[:-5]}.cases/)")
-    if not args.path:  # the whole project: the route cases too
-        route_passed, route_failed = _run_route_cases(args)
-        passed, failed = passed + route_passed, failed + route_failed
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-def _run_route_cases(args: argparse.Namespace) -> tuple[int, int]:
-    """The cases of routes.cases/ beside the routes file (esb.route_cases); every route needs one."""
-    from esb.route_cases import cases_root, discover_route_cases, routes_without_cases, run_route_cases
-
-    root = cases_root(_config_path(args))
-    if not root.is_dir():
-        return 0, 0
-    config = _load_config(args)
-    cases = discover_route_cases(root)
-    passed = failed = 0
-    for result in run_route_cases(config, cases):
-        passed, failed = passed + result.ok, failed + (not result.ok)
-        print(f"{'ok  ' if result.ok else 'FAIL'} {root.name}/{result.case.route} :: {result.case.name}")
-        if not result.ok:
-            print("     " + result.message.replace("\n", "\n     "))
-    for route in routes_without_cases(config, cases):
-        failed += 1
-        print(f"FAIL route {route} :: has no test case (add {root.name}/{route}/<case>.yaml)")
-    return passed, failed
+    return run_tests(args.path, _config_path(args), lambda: _load_config(args))
 
 
 def _cmd_topology(args: argparse.Namespace) -> int:
