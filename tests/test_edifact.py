@@ -192,3 +192,15 @@ def test_a_purchase_order_round_trips_through_orders_with_a_decimal_comma():
     assert edifact_bytes.startswith(b"UNA:+,? 'UNB+UNOC:3+") and b"QTY+21:12,5:KGM'" in edifact_bytes
     assert "Müller".encode("iso8859-1") in edifact_bytes  # UNOC is ISO 8859-1
     assert list(load_mapping(PARTNER / "purchase_order_orders.in.yaml").run(edifact_bytes)) == [order]
+
+
+_ORDERS = "UNA:+.? 'UNB+UNOC:3+S+R+261203:1200+1'UNH+1+ORDERS:D:96A:UN'BGM+220+1+9'"
+
+
+@pytest.mark.parametrize(("tail", "sentence"), [
+    ("", r"EDIFACT segment 4: the input ends inside message 1 \(no UNT\)"),
+    ("UNH+2+ORDERS:D:96A:UN'", r"EDIFACT segment 5: the message 1 that starts at segment 3 has no UNT"),
+])
+def test_a_message_without_its_unt_is_named_with_where_it_started(tail, sentence):
+    with pytest.raises(DecodeError, match=sentence):
+        list(codecs.decode("edifact", (_ORDERS + tail).encode()))

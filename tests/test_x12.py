@@ -330,3 +330,16 @@ def test_the_945_943_and_856_mappings_read_the_real_samples(samples_dir):
     assert (notice["notice_number"], notice["purchase_order_number"]) == ("829716", "99999817")
     assert [(line["sku"], line["gtin"], line["quantity"]) for line in notice["lines"]] == [
         ("87787D", "999999310145", 24), ("99887D", "999999311746", 6)]
+
+
+_ISA = ("ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261203*1200*U*00401*"
+        "000000001*0*P*>~GS*OW*S*R*20261203*1200*1*X*004010~ST*940*0001~W05*N*123~")
+
+
+@pytest.mark.parametrize(("tail", "sentence"), [
+    ("", r"X12 segment 4: the input ends inside transaction set 940 0001 \(no SE\)"),
+    ("ST*940*0002~", r"X12 segment 5: the transaction set 940 0001 that starts at segment 3 has no SE"),
+])
+def test_a_transaction_set_without_its_se_is_named_with_where_it_started(tail, sentence):
+    with pytest.raises(DecodeError, match=sentence):
+        list(codecs.decode("x12", (_ISA + tail).encode()))

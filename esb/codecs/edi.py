@@ -244,6 +244,26 @@ class EnvelopeParser:
         segment, self.pending = self.pending, None
         return segment
 
+    def read_body(self, header: dict[str, Any], *, unit: str, trailer: str, openers: tuple[str, ...],
+                  missing_code: str, check_trailer: Any) -> list[dict[str, Any]]:
+        """The segments of one transaction set or message (``unit`` names it in sentences) up to its
+        ``trailer``, which ``check_trailer(elements, count)`` checks. The header of another one, or
+        the end of the input, before the trailer is a missing trailer (``missing_code``)."""
+        start, segments = self.number, []
+        while (segment := self.next_segment()) is not None:
+            tag, elements = segment
+            if tag == trailer:
+                check_trailer(elements, len(segments) + 2)
+                return segments
+            if tag in openers:
+                self.push_back(segment)
+                self.check(header, True, missing_code,
+                           f"the {unit} that starts at segment {start} has no {trailer}", None, None)
+                return segments
+            segments.append(make_segment(tag, elements, len(segments) + 2))
+        self.check(header, True, missing_code, f"the input ends inside {unit} (no {trailer})", None, None)
+        return segments
+
     def check(self, header: dict[str, Any], failed: bool, code: str, sentence: str,
               tag: str | None, element: str | None) -> None:
         if not failed:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from esb.codecs import UTF8_BOM, as_stream
-from esb.codecs.edi import EnvelopeParser, TextReader, build_loops, group_segments, make_segment, syntax_error
+from esb.codecs.edi import EnvelopeParser, TextReader, build_loops, group_segments, syntax_error
 from esb.codecs.x12 import option_problems  # the same options are checked the same way
 
 MEDIA_TYPES = ("application/edifact",)
@@ -275,49 +275,17 @@ class _Parser(EnvelopeParser):
                 f"this is a {header['type']} message, the mapping reads {', '.join(sorted(self.types))}",
                 "UNH02",
             )
-        start, segments = self.number, []
-        while (segment := self.next_segment()) is not None:
-            tag, elements = segment
-            if tag == "UNT":
-                count = len(segments) + 2
-                self.check(
-                    header,
-                    _part(elements, 0)[0] != str(count),
-                    "29",
-                    f"UNT01 says {_part(elements, 0)[0]} segments, the message has {count}",
-                    "UNT",
-                    "UNT01",
-                )
-                self.check(
-                    header,
-                    _part(elements, 1)[0] != header["reference"],
-                    "28",
-                    f"UNT02 {_part(elements, 1)[0]} does not match UNH01 {header['reference']}",
-                    "UNT",
-                    "UNT02",
-                )
-                break
-            if tag in ("UNH", "UNZ", "UNB", "UNE"):
-                self.push_back(segment)
-                self.check(
-                    header,
-                    True,
-                    "13",
-                    f"the message {header['reference']} that starts at segment {start} has no UNT",
-                    None,
-                    None,
-                )
-                break
-            segments.append(make_segment(tag, elements, len(segments) + 2))
-        else:
-            self.check(
-                header,
-                True,
-                "13",
-                f"the input ends inside message {header['reference']} (no UNT)",
-                None,
-                None,
-            )
+        def check_trailer(elements: list[list[str]], count: int) -> None:
+            self.check(header, _part(elements, 0)[0] != str(count), "29",
+                       f"UNT01 says {_part(elements, 0)[0]} segments, the message has {count}",
+                       "UNT", "UNT01")
+            self.check(header, _part(elements, 1)[0] != header["reference"], "28",
+                       f"UNT02 {_part(elements, 1)[0]} does not match UNH01 {header['reference']}",
+                       "UNT", "UNT02")
+
+        segments = self.read_body(header, unit=f"message {header['reference']}", trailer="UNT",
+                                  openers=("UNH", "UNZ", "UNB", "UNE"), missing_code="13",
+                                  check_trailer=check_trailer)
         return {
             "interchange": interchange,
             "group": group,

@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from esb.codecs.edi import EnvelopeParser, TextReader, build_loops, group_segments, make_segment, syntax_error
+from esb.codecs.edi import EnvelopeParser, TextReader, build_loops, group_segments, syntax_error
 
 MEDIA_TYPES = ("application/edi-x12",)
 """Content types of this format; the first is the one sent (see `esb.codecs.content_type`)."""
@@ -329,50 +329,16 @@ class _Parser(EnvelopeParser):
             "version": _element(st, 2) or (group or {}).get("version", ""),
             "problems": [],
         }
-        start = self.number
-        segments = []
-        while (segment := self.next_segment()) is not None:
-            tag, elements = segment
-            if tag == "SE":
-                count = len(segments) + 2
-                self.check(
-                    header,
-                    _number(elements, 0) != count,
-                    "4",
-                    f"SE01 says {_element(elements, 0)} segments, the transaction set has {count}",
-                    "SE",
-                    "SE01",
-                )
-                self.check(
-                    header,
-                    _element(elements, 1) != control,
-                    "3",
-                    f"SE02 {_element(elements, 1)} does not match ST02 {control}",
-                    "SE",
-                    "SE02",
-                )
-                break
-            if tag in ("ST", "GE", "IEA", "ISA", "GS"):
-                self.push_back(segment)
-                self.check(
-                    header,
-                    True,
-                    "2",
-                    f"the transaction set {set_id} {control} that starts at segment {start} has no SE",
-                    None,
-                    None,
-                )
-                break
-            segments.append(make_segment(tag, elements, len(segments) + 2))
-        else:
-            self.check(
-                header,
-                True,
-                "2",
-                f"the input ends inside transaction set {set_id} {control} (no SE)",
-                None,
-                None,
-            )
+        def check_trailer(elements: list[Any], count: int) -> None:
+            self.check(header, _number(elements, 0) != count, "4",
+                       f"SE01 says {_element(elements, 0)} segments, the transaction set has {count}",
+                       "SE", "SE01")
+            self.check(header, _element(elements, 1) != control, "3",
+                       f"SE02 {_element(elements, 1)} does not match ST02 {control}", "SE", "SE02")
+
+        segments = self.read_body(header, unit=f"transaction set {set_id} {control}", trailer="SE",
+                                  openers=("ST", "GE", "IEA", "ISA", "GS"), missing_code="2",
+                                  check_trailer=check_trailer)
         return {
             "interchange": interchange,
             "group": group,
