@@ -20,6 +20,7 @@ body limit and caller authentication) are declared once here as fragments, as Re
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from esb.durations import duration_option
-from esb.errors import NotFound
+from esb.errors import NotFound, Unavailable
 from esb.problems import unknown
 
 BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table", "adapters.as2",
@@ -91,6 +92,23 @@ class SourceContext:
     """For polled sources: count one input set aside (a file moved to an error folder, or one
     that could not even be moved); the argument is the reason (`refused`, `empty`, `unreadable`,
     `not_regular`, `error`, `unmovable`, ...), a metric label."""
+
+    def dead_letter_refused(self, raw: RawMessage, error: BaseException, *, log: logging.Logger,
+                            source: str, item: str) -> bool:
+        """`dead_letter` a payload `submit` refused; False, with one log line on `log`, when this
+        runtime gives no dead-letter queue or the queue cannot store now (then keep the input for a
+        later poll). `source` and `item` name them in that line: "soap poll", "record"."""
+        if self.dead_letter is None:
+            log.error("%s: a %s was refused and there is no dead-letter queue: %s", source, item, error,
+                      extra={"route": self.route})
+            return False
+        try:
+            self.dead_letter(raw, error)
+        except Unavailable as failure:
+            log.warning("%s: could not dead-letter a refused %s: %s", source, item, failure,
+                        extra={"route": self.route})
+            return False
+        return True
 
 
 class Source:

@@ -121,17 +121,8 @@ class SoapPollSource(Source):
         try:
             accepted = context.submit(raw, idempotency_key=key)
         except InputError as error:
-            if context.dead_letter is None:
-                log.error("soap poll: a record was refused and there is no dead-letter queue: %s", error,
-                          extra={"route": self.route})
-                return None
-            try:
-                context.dead_letter(raw, error)
-            except Unavailable as failure:
-                log.warning("soap poll: could not dead-letter a refused record: %s", failure,
-                            extra={"route": self.route})
-                return None
-            return "dead_lettered"
+            refused = context.dead_letter_refused(raw, error, log=log, source="soap poll", item="record")
+            return "dead_lettered" if refused else None
         except Unavailable as error:
             log.warning("soap poll stopped, the bus cannot store now: %s", error, extra={"route": self.route})
             return None

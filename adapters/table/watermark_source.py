@@ -24,7 +24,6 @@ from adapters.table.documents import Layout
 from adapters.table.engine import plain
 from adapters.table.source import TableSource, log
 from esb import jsonfmt
-from esb.errors import Unavailable
 from esb.plugins import RawMessage, SourceContext
 from esb.watermarks import WatermarkFile
 
@@ -74,20 +73,9 @@ class WatermarkSource(TableSource):
         return len(documents), len(rows) >= self.batch, stopped
 
     def _dead_letter(self, layout: Layout, document, error) -> bool:
-        context = self._context
         raw = RawMessage(jsonfmt.dump_bytes(document.body), "application/json",
                          {"table": layout.name, "key": "/".join(str(part) for part in document.key)})
-        if context.dead_letter is None:
-            log.error("table poll: a row was refused and there is no dead-letter queue: %s", error,
-                      extra={"route": self.route})
-            return False
-        try:
-            context.dead_letter(raw, error)
-        except Unavailable as failure:
-            log.warning("table poll: could not dead-letter a refused row: %s", failure,
-                        extra={"route": self.route})
-            return False
-        return True
+        return self._context.dead_letter_refused(raw, error, log=log, source="table poll", item="row")
 
 
 def _typed(column: sa.Column, value: Any) -> Any:
