@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 
 import pytest
@@ -28,5 +29,8 @@ def openssl():
     """The openssl command line: the independent partner of the tests."""
     path = shutil.which("openssl")
     if path is None:
-        pytest.skip("the openssl command is not installed")
+        message = "the openssl command is not installed (Debian: apt-get install openssl)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return path
