@@ -67,9 +67,19 @@ def loads(text: str | bytes, *, max_depth: int | None = None) -> Any:
         raise _located(str(error), text) from None
     except RecursionError:
         raise TooDeep(max_depth) from None
-    if max_depth is not None and nested_deeper_than(value, max_depth):
+    if max_depth is not None and _brackets(text) > max_depth and nested_deeper_than(value, max_depth):
         raise TooDeep(max_depth)
     return value
+
+
+def _brackets(text: str | bytes) -> int:
+    """How many arrays and objects `text` opens at most: a bound of its depth, counted at C speed
+    (brackets inside strings count too), so the walk of `nested_deeper_than` runs only on the few
+    documents that could be too deep (measured: the walk was about a fifth of a 10-line order's
+    decode-and-validate)."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    return text.count(b"[") + text.count(b"{")
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:
