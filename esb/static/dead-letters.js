@@ -184,13 +184,14 @@ function closePurge() {
 
 async function replayOne(letter) {
   const query = letter.destination ? `?destination=${encodeURIComponent(letter.destination)}` : "";
+  let outcome;
   try {
     const done = await post(`${routePath(state.route)}/dead-letters/${encodeURIComponent(letter.id)}/replay${query}`, {});
-    say(`Replayed ${done.count} dead letter(s) of ${state.route}.` + (done.reason ? ` ${done.reason}` : ""));
+    outcome = `Replayed ${done.count} dead letter(s) of ${state.route}.` + (done.reason ? ` ${done.reason}` : "");
   } catch (error) {
-    say(`Replay failed: ${error.message}`);
+    outcome = `Replay failed: ${error.message}`;
   }
-  await after();
+  await after(outcome);
 }
 
 // A replay or purge of `chosen` ({id, destination} items), or of all for null: one call per
@@ -206,7 +207,7 @@ async function act(action, chosen) {
     }
     for (const [destination, ids] of byDestination) calls.push({ids, ...(destination ? {destination} : {})});
   }
-  let count = 0;
+  let count = 0, outcome;
   const reasons = [];
   try {
     for (const selection of calls) {
@@ -215,14 +216,16 @@ async function act(action, chosen) {
       if (done.reason) reasons.push(done.reason);
     }
     const verb = action === "replay" ? "Replayed" : "Purged";
-    say(`${verb} ${count} dead letter(s) of ${state.route}.` + (reasons.length ? ` ${reasons.join("; ")}` : ""));
+    outcome = `${verb} ${count} dead letter(s) of ${state.route}.` + (reasons.length ? ` ${reasons.join("; ")}` : "");
   } catch (error) {
-    say(`${action === "replay" ? "Replay" : "Purge"} failed: ${error.message}`);
+    outcome = `${action === "replay" ? "Replay" : "Purge"} failed: ${error.message}`;
   }
-  await after();
+  await after(outcome);
 }
 
-async function after() {
+// After an action: the list as it is now, then what was done (so what is said matches what is shown).
+async function after(outcome) {
   await load();
+  say(outcome);
   state.onChange();
 }
