@@ -87,6 +87,11 @@ def test_a_viewer_browses_dead_letters_but_has_no_replay_or_purge(browser, bus, 
     assert letters.locator("tr.dead-letter").count() == 1
     assert letters.locator("input.select, button.replay-one").count() == 0
     assert page.locator("#dlq-replay-all").is_hidden() and page.locator("#dlq-purge-all").is_hidden()
+    page.select_option("#dlq-destination", "archive")  # one destination's queue only
+    empty = f"No dead letters in route {unique_name} destination archive"
+    page.locator("#dlq-status", has_text=empty).wait_for(timeout=10_000)
+    page.select_option("#dlq-destination", "wms")
+    page.locator("#dlq-status", has_text="1–1 of 1").wait_for(timeout=10_000)
     page.close()
 
 
