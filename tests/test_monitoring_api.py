@@ -14,6 +14,7 @@ from esb.audit import AuditLog
 from esb.credentials import Credentials
 from esb.journal import Journal
 from esb.monitoring import OPENAPI, create_app
+from esb.monitoring.dashboard import ASSETS
 from esb.routes import Config, Destination, Endpoint, Route
 from esb.transport.contract import DeadLetter
 from esb.transport.errors import BrokerUnavailable
@@ -163,6 +164,27 @@ def test_pages_of_dead_letters_follow_each_other_to_the_end(runtime):
         seen += [item["id"] for item in page["items"]]
         offset = page["next_offset"]
     assert seen == [f"id-{n}" for n in range(5)] and page["total"] == 5
+
+
+def test_a_full_page_of_dead_letters_holds_each_ones_headers_and_body(runtime):
+    http = client(runtime)
+    summary = http.get("/api/routes/orders/dead-letters?limit=2", headers=bearer("viewer-key")).json
+    full = http.get("/api/routes/orders/dead-letters?limit=2&view=full", headers=bearer("viewer-key")).json
+
+    assert "body" not in summary["items"][0]
+    assert [item["id"] for item in full["items"]] == ["id-0", "id-1"]
+    assert full["items"][0]["body"] == "{}" and full["items"][0]["headers"] == {"esb-attempts": 1}
+    wrong = http.get("/api/routes/orders/dead-letters?view=everything", headers=bearer("viewer-key"))
+    assert wrong.status_code == 400 and "view" in wrong.json["message"]
+
+
+def test_every_dashboard_file_is_served_and_no_other(runtime):
+    http = client(runtime)
+    for name, media_type in ASSETS.items():
+        answer = http.get(f"/dashboard/{name}")
+        assert answer.status_code == 200 and answer.mimetype == media_type and answer.data, name
+    assert http.get("/dashboard/dashboard.html").status_code == 404  # served at /dashboard only
+    assert http.get("/dashboard/..%2fapi.py").status_code == 404
 
 
 def test_bad_paging_and_selection_are_400s_that_say_why(runtime):

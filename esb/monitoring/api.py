@@ -70,6 +70,9 @@ def add_api_views(
         destination = destination_query(name)
         offset = int_argument("offset", 0, 0, None)
         limit = int_argument("limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        view = request.args.get("view", "summary")
+        if view not in ("summary", "full"):
+            abort(400, description="view must be summary or full")
         letters = service.dead_letters(name, destination, limit=offset + limit + 1)
         page = letters[offset : offset + limit]
         more = len(letters) > offset + limit
@@ -80,7 +83,7 @@ def add_api_views(
             limit=limit,
             next_offset=offset + limit if more else None,
             total=queues.depth(name, destination, DEAD_LETTER, fresh=True, inbound=destination is None),
-            items=[letter.summary() for letter in page],
+            items=[letter.as_dict() if view == "full" else letter.summary() for letter in page],
         )
 
     @blueprint.get("/api/routes/<name>/dead-letters/<message_id>")

@@ -113,7 +113,7 @@ OPENAPI: dict[str, Any] = {
                 "A page of dead letters (every destination and raw inbound input, or one destination)",
                 "viewer",
                 _answer("A page", "DeadLetterPage"),
-                parameters=("route", "destination", "offset", "limit"),
+                parameters=("route", "destination", "offset", "limit", "view"),
             )
         },
         "/api/routes/{route}/dead-letters/{message_id}": {
@@ -246,6 +246,13 @@ OPENAPI: dict[str, Any] = {
                     "default": DEFAULT_PAGE_SIZE,
                 },
             },
+            "view": {
+                "name": "view",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "enum": ["summary", "full"], "default": "summary"},
+                "description": "full: each item with its headers and body, as one dead letter is shown",
+            },
             "warehouse": {
                 "name": "warehouse",
                 "in": "query",
@@ -372,7 +379,8 @@ OPENAPI: dict[str, Any] = {
                     "limit": {"type": "integer"},
                     "next_offset": {"type": "integer", "nullable": True},
                     "total": {"type": "integer", "nullable": True},
-                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetterSummary"}},
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"},
+                              "description": "summaries, or with headers and body for view=full"},
                 },
             },
             "Selection": {

@@ -1,26 +1,14 @@
-// The dashboard's script, a file of its own: the Content-Security-Policy allows no inline script.
-"use strict";
+// The dashboard's entry module (plain ES modules, no build step; files of their own because the
+// Content-Security-Policy allows no inline script): the key, the routes table and the charts;
+// the dead-letter browser, trace search and business panels are modules of their own.
+import {api, button, cell, forget, post, remember, routePath, say, session, showAdminParts} from "./api.js";
+import {refreshBusiness} from "./business.js";
+import {initDeadLetters, showDeadLetters} from "./dead-letters.js";
+import {initTrace} from "./trace.js";
+
 const REFRESH_SECONDS = 5;
-let key = sessionStorage.getItem("esb-key") || "";
-let admin = false;
 let previous = {};  // route -> {delivered, at}: throughput is the delivered count's rate between refreshes
 let timer = null;
-
-function api(path, options = {}) {
-  const headers = Object.assign({"Authorization": "Bearer " + key}, options.headers || {});
-  return fetch(path, Object.assign({}, options, {headers})).then(async (response) => {
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(body.message || response.statusText);
-    return body;
-  });
-}
-
-function cell(row, text, className) {
-  const td = row.insertCell();
-  td.textContent = text === null || text === undefined ? "–" : String(text);
-  if (className) td.className = className;
-  return td;
-}
 
 function render(body) {
   const tbody = document.querySelector("#routes tbody");
@@ -43,19 +31,17 @@ function render(body) {
     cell(row, route.dead_letter_depth, "number dlq-depth");
     const last = route.last_error;
     cell(row, last ? `${last.at} ${last.destination || ""} ${last.step}: ${last.detail || ""}` : null, "error");
-    if (admin) {
-      const actions = row.insertCell();
-      const button = document.createElement("button");
-      button.textContent = "Replay DLQ";
-      button.className = "replay";
-      button.disabled = !route.dead_letter_depth;
-      button.addEventListener("click", () => replayAll(route.name));
-      actions.appendChild(button);
+    const actions = row.insertCell();
+    actions.appendChild(button("Dead letters", "browse", () => showDeadLetters(route)));
+    if (session.admin) {
+      const replay = button("Replay DLQ", "replay", () => replayAll(route.name));
+      replay.disabled = !route.dead_letter_depth;
+      actions.appendChild(replay);
     }
     for (const destination of route.destinations || []) renderDestination(tbody, route, destination);
   }
   document.querySelector("#routes").hidden = false;
-  document.querySelectorAll(".admin-only").forEach((e) => { e.hidden = !admin; });
+  showAdminParts();
   document.querySelector("#status").textContent =
     `Broker ${body.broker_connected ? "connected" : "NOT connected"} · updated ${new Date().toLocaleTimeString()}` +
     ` · refreshes every ${REFRESH_SECONDS} s`;
@@ -82,18 +68,16 @@ function renderDestination(tbody, route, destination) {
   cell(row, `p50 ${seconds(latency.p50) ?? "–"}`, "number p50");
   cell(row, `p99 ${seconds(latency.p99) ?? "–"}`, "number p99");
   cell(row, "");
-  if (admin) cell(row, "");
+  cell(row, "");
 }
 
 async function replayAll(route) {
   if (!confirm(`Replay every dead letter of route ${route}?`)) return;
-  const message = document.querySelector("#message");
   try {
-    const done = await api(`/api/routes/${encodeURIComponent(route)}/dead-letters/replay`, {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({all: true})});
-    message.textContent = `Replayed ${done.count} message(s) of ${route}.` + (done.reason ? ` ${done.reason}` : "");
+    const done = await post(`${routePath(route)}/dead-letters/replay`, {all: true});
+    say(`Replayed ${done.count} message(s) of ${route}.` + (done.reason ? ` ${done.reason}` : ""));
   } catch (error) {
-    message.textContent = `Replay failed: ${error.message}`;
+    say(`Replay failed: ${error.message}`);
   }
   refresh();
 }
@@ -147,16 +131,20 @@ async function refresh() {
   } catch (error) {
     document.querySelector("#status").textContent = `Could not load the routes: ${error.message}`;
   }
+  await refreshBusiness();
 }
 
 async function begin() {
   try {
-    admin = (await api("/api/whoami")).admin;
+    session.admin = (await api("/api/whoami")).admin;
   } catch (error) {
+    forget();
     document.querySelector("#status").textContent = `Key refused: ${error.message}`;
     return;
   }
-  sessionStorage.setItem("esb-key", key);
+  remember(session.key);
+  document.querySelector("#forget").hidden = false;
+  document.querySelector("#trace").hidden = false;
   await refresh();
   clearInterval(timer);
   timer = setInterval(refresh, REFRESH_SECONDS * 1000);
@@ -164,7 +152,14 @@ async function begin() {
 
 document.querySelector("#login").addEventListener("submit", (event) => {
   event.preventDefault();
-  key = document.querySelector("#key").value.trim();
+  session.key = document.querySelector("#key").value.trim();
+  document.querySelector("#key").value = "";
   begin();
 });
-if (key) begin();
+document.querySelector("#forget").addEventListener("click", () => {
+  forget();
+  location.reload();
+});
+initDeadLetters(refresh);
+initTrace();
+if (session.key) begin();
