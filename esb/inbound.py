@@ -7,9 +7,12 @@ attributes it uses (`pipelines`, `idempotency`, `journal`, `transport`, `config`
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,16 @@ class Inbound:
         document's own business key (see `esb.idempotency`). Refused input is journaled and
         counted as `rejected` unless `record_rejection` is False: polled sources dead-letter what
         they cannot submit, and `dead_letter()` records that one failure once."""
+        return self.submit_async(route_name, raw, idempotency_key=idempotency_key, business_key=business_key,
+                                 message_id=message_id, record_rejection=record_rejection).wait()
+
+    def submit_async(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
+                     business_key: str | None = None, message_id: str | None = None,
+                     record_rejection: bool = True) -> Storing:
+        """`submit` up to the publish: decoded, mapped, validated, claimed, published; the broker's
+        confirms are awaited by the `Storing` returned (`wait()`, or `when_done()` then `finish()`),
+        so a server can answer many requests while their confirms are on the way. Input errors,
+        conflicts and `Unavailable` before the publish are raised here, as `submit` raises them."""
         started = time.perf_counter()
         if not self.journal.healthy:  # what is accepted must be traceable
             raise Unavailable(f"the journal cannot be written: {self.journal.last_error}")
@@ -54,16 +67,8 @@ class Inbound:
                       for message, claim in zip(prepared, claims, strict=True) if claim.publish]
         metrics.received(route_name, len(to_publish))
         adopted = {claim.message_id for claim in claims if claim.outcome == "adopted"}
-        self._publish_all(route_name, to_publish, adopted)
-        metrics.observe_inbound(route_name, time.perf_counter() - started)
-        for message, claim in zip(prepared, claims, strict=True):
-            envelope = message.envelope
-            log.info("accepted" if claim.publish else "duplicate, answered with the first id",
-                     extra=message_fields(message_id=claim.message_id, correlation_id=envelope.correlation_id,
-                                          route=route_name, outcome="accepted" if claim.publish
-                                          else "duplicate"))
-        return Accepted(tuple(claim.message_id for claim in claims),
-                        duplicate=bool(prepared) and not to_publish)
+        futures = self._publish_all(route_name, to_publish, adopted)
+        return Storing(self, route_name, prepared, claims, to_publish, futures, started)
 
     def resubmit(self, route_name: str, raw: RawMessage, **keys: Any) -> Accepted:
         """`submit` with the route's mapping file as it is now: replaying raw dead letters after the
@@ -139,7 +144,10 @@ class Inbound:
         metrics.raw_dead_lettered(route_name)
         return message_id
 
-    def _publish_all(self, route_name: str, messages: list[PreparedMessage], adopted: set[str]) -> None:
+    def _publish_all(self, route_name: str, messages: list[PreparedMessage],
+                     adopted: set[str]) -> list[tuple[PreparedMessage, concurrent.futures.Future]]:
+        """Journal each message as received and publish it to its destinations; the futures of
+        the confirms, awaited by `Storing`."""
         route = self.config.route(route_name)
         everywhere = tuple(d.name for d in route.destinations)
         futures: list[tuple[PreparedMessage, concurrent.futures.Future]] = []
@@ -154,12 +162,12 @@ class Inbound:
             targets = [None] if message.destinations == everywhere else list(message.destinations)
             futures.extend((message, self.transport.publish(message.envelope, route_name, target))
                            for target in targets)
-        failed: dict[str, tuple[PreparedMessage, BaseException]] = {}
-        for message, future in futures:
-            try:
-                future.result(self.options.publish_timeout)
-            except (PublishError, concurrent.futures.TimeoutError) as error:
-                failed[message.envelope.id] = (message, error)
+        return futures
+
+    def _settle(self, route_name: str, messages: list[PreparedMessage],
+                failed: dict[str, tuple[PreparedMessage, BaseException]], published_at: float) -> None:
+        """After the confirms: the keys of what is stored confirmed, of what failed disowned; each
+        message journaled as published (or filtered); `Unavailable` when one was not confirmed."""
         for message in messages:
             envelope = message.envelope
             if envelope.id in failed:
@@ -181,6 +189,93 @@ class Inbound:
                 message_id=message.envelope.id, route=route_name))
             raise Unavailable(f"{len(failed)} of {len(messages)} messages not confirmed by the broker: "
                               f"{error}")
+
+
+class Storing:
+    """The messages of one input, published, their confirms on the way (see `Inbound.submit_async`).
+
+    Either `wait()` (blocks, then `finish()`), or `when_done(callback)`, then `finish()` from
+    the callback or any thread; `expire()` makes the confirms still missing failures (a server's
+    deadline, `publish_timeout` after the publish). `finish()` settles once: it confirms or
+    disowns the keys, journals, and returns the `Accepted` (or raises `Unavailable`)."""
+
+    def __init__(self, inbound: Inbound, route_name: str, prepared: list[PreparedMessage],
+                 claims: list[Claim], published: list[PreparedMessage],
+                 futures: list[tuple[PreparedMessage, concurrent.futures.Future]], started: float):
+        self._inbound = inbound
+        self._route = route_name
+        self._prepared, self._claims, self._published = prepared, claims, published
+        self._futures = futures
+        self._started = started
+        self._published_at = time.time()
+        self._lock = threading.Lock()
+        self._expired = False
+        self._outcome: tuple[Accepted | None, BaseException | None] | None = None
+        self.timeout = inbound.options.publish_timeout
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """`callback()` once every confirm arrived or failed, on the thread that settled the last
+        one (the transport's I/O thread: keep it short), or at once when there is none."""
+        remaining = [len(self._futures)]
+        if not remaining[0]:
+            callback()
+            return
+        lock = threading.Lock()
+
+        def one_done(_future: concurrent.futures.Future) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                callback()
+
+        for _message, future in self._futures:
+            future.add_done_callback(one_done)
+
+    def expire(self) -> None:
+        """The deadline passed: a confirm not in by now counts as failed."""
+        self._expired = True
+
+    def wait(self) -> Accepted:
+        """Block until every confirm arrived (at most `timeout` seconds each), then `finish()`."""
+        for _message, future in self._futures:
+            with contextlib.suppress(PublishError, concurrent.futures.TimeoutError):  # counted by finish()
+                future.result(self.timeout)
+        self._expired = True
+        return self.finish()
+
+    def finish(self) -> Accepted:
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = self._settle()
+        accepted, error = self._outcome
+        if error is not None:
+            raise error
+        return accepted
+
+    def _settle(self) -> tuple[Accepted | None, BaseException | None]:
+        failed: dict[str, tuple[PreparedMessage, BaseException]] = {}
+        for message, future in self._futures:
+            if not future.done():
+                if not self._expired:
+                    raise RuntimeError("Storing.finish() before the confirms arrived or expired")
+                failed[message.envelope.id] = (message, concurrent.futures.TimeoutError(
+                    f"no confirm within {self.timeout:g} s"))
+            elif future.exception() is not None:
+                failed[message.envelope.id] = (message, future.exception())
+        try:
+            self._inbound._settle(self._route, self._published, failed, self._published_at)
+        except Unavailable as error:
+            return None, error
+        metrics.observe_inbound(self._route, time.perf_counter() - self._started)
+        for message, claim in zip(self._prepared, self._claims, strict=True):
+            envelope = message.envelope
+            log.info("accepted" if claim.publish else "duplicate, answered with the first id",
+                     extra=message_fields(message_id=claim.message_id, correlation_id=envelope.correlation_id,
+                                          route=self._route, outcome="accepted" if claim.publish
+                                          else "duplicate"))
+        return Accepted(tuple(claim.message_id for claim in self._claims),
+                        duplicate=bool(self._prepared) and not self._published), None
 
 
 def modified_time(path: str) -> int | None:

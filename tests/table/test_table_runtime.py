@@ -107,7 +107,11 @@ def test_claimed_orders_reach_their_destination_and_a_bad_one_is_marked_error(ru
     rows = orders.rows()
     assert {rows[n]["status"] for n in (1, 2, 3)} == {"done"} and "warehouse" in rows[4]["error_text"]
     message_id = rows[2]["message_id"]
-    steps = wait_for(lambda: [entry.step for entry in runtime.journal.trace(message_id=message_id)])
+    # the trace is written by the journal's writer thread; the delivery may be traced first
+    def traced() -> list[str]:
+        return [entry.step for entry in runtime.journal.trace(message_id=message_id)]
+
+    steps = wait_for(lambda: "published" in traced() and traced())
     assert "published" in steps
     assert requests.get(f"{runtime.server.url}/readyz", timeout=10).status_code == 200
 
