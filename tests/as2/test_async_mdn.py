@@ -219,3 +219,44 @@ routes:
     assert [step for step, _ in steps] == ["receipt_failed", "receipt_sent"]
     assert "answered 503" in steps[0][1]
     wms.server.shutdown()
+
+
+def test_an_owed_receipt_survives_a_restart_of_the_bus(pairs, recorder, openssl, tmp_path, monkeypatch):
+    monkeypatch.delenv("ESB_BROKER_URL", raising=False)
+    monkeypatch.setattr(receipt_sender, "BACKOFF", (0.2,))
+    wms = Recorder()
+    (tmp_path / "routes.yaml").write_text(f"""
+version: 1
+systems:
+  acme: {profile(pairs, "acme", "bus", partner_mdn_url=f"{recorder.url}/mdn")}
+  wms: {{rest: {{base_url: "{wms.url}"}}}}
+routes:
+  - name: from-acme
+    from: {{as2: {{system: acme}}}}
+    to:
+      - rest: {{system: wms, path: /orders}}
+""")
+
+    def bus() -> Runtime:
+        options = RuntimeOptions(broker_url=None, data_dir=tmp_path / "data", port=0)
+        return Runtime(load_config(tmp_path / "routes.yaml"), options).start()
+
+    recorder.answer = (503, "text/plain", b"down")
+    first = bus()
+    response = send(first, openssl_message(openssl, pairs, tmp_path, json.dumps(ORDER).encode()),
+                    message_id="<restart@acme>")
+    recorder.wait_for(1)
+    first.stop()
+    recorder.answer = (200, "text/plain", b"")
+    tried = len(recorder.calls)
+
+    second = bus()
+    try:
+        posted = recorder.wait_for(tried + 1)[-1]
+    finally:
+        second.stop()
+        wms.server.shutdown()
+
+    assert response.status_code == 200 and response.content == b""  # the profile asks for async receipts
+    receipt = mdn.parse(posted["body"], posted["headers"]["Content-Type"], pairs["bus"][0])
+    assert receipt.processed and receipt.original_message_id == "<restart@acme>"
