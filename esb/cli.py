@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "problem", _cmd_check)
     checker.add_argument("--connect", action="store_true",
                          help="also connect to the systems and check what they must have (the tables and "
-                              "columns of table routes)")
+                              "columns of table routes; the host key and login of SFTP servers)")
 
     mapper = command("map", "run a mapping file on an input file and print the result as JSON "
                      "(several documents are printed one after another, a JSON stream: | jq -s . makes "

@@ -23,8 +23,10 @@ from esb.database import Database, close_quietly, transaction
 log = logging.getLogger(__name__)
 
 STEPS = ("received", "rejected", "filtered", "published", "delivered", "retried", "dead_lettered", "replayed",
-         "purged")
-"""The steps a message can go through; `detail` says more (error text, target's id, ...)."""
+         "purged", "receipt_sent", "receipt_failed")
+"""The steps a message can go through; `detail` says more (error text, target's id, ...).
+`receipt_sent` / `receipt_failed`: a receipt a source owed the sender afterwards (an asynchronous AS2
+MDN) was taken, or an attempt to send it failed (it is tried again)."""
 
 DEFAULT_RETENTION_DAYS = 30.0
 """Trace entries older than this are deleted (days; the `journal.retention` setting)."""

@@ -92,6 +92,10 @@ class SourceContext:
     """For polled sources: count one input set aside (a file moved to an error folder, or one
     that could not even be moved); the argument is the reason (`refused`, `empty`, `unreadable`,
     `not_regular`, `error`, `unmovable`, ...), a metric label."""
+    trace: Callable[[str, str, str], None] | None = None
+    """`trace(step, message_id, detail)`: one entry in the trace of a message this source submitted,
+    for what happens after the submit (an asynchronous AS2 receipt sent: `receipt_sent`, or failed:
+    `receipt_failed`; the steps are `esb.journal.STEPS`)."""
 
     def dead_letter_refused(self, raw: RawMessage, error: BaseException, *, log: logging.Logger,
                             source: str, item: str) -> bool:

@@ -124,6 +124,7 @@ class Runtime(Inbound):
         sink = self._make_sink(route, destination)
         self.sinks.append(sink)
         self._bind_state(sink)
+        self._bind_endpoints(sink)
         key = (route.name, destination.name)
         self._outbound[key] = self._outbound_piece(destination, sink, self.config)
 
@@ -164,7 +165,8 @@ class Runtime(Inbound):
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
                                 dead_letter=partial(self.dead_letter, route.name),
-                                set_aside=partial(metrics.file_set_aside, route.name))
+                                set_aside=partial(metrics.file_set_aside, route.name),
+                                trace=partial(self._trace_source, route.name))
         self._bind_state(source)
         source.start(context)
         self.sources.append(source)
@@ -173,6 +175,16 @@ class Runtime(Inbound):
         if source.poll_interval:
             self._scheduler().add_job(source.poll, "interval", seconds=source.poll_interval,
                                       id=f"poll-{route.name}", max_instances=1, coalesce=True)
+
+    def _trace_source(self, route_name: str, step: str, message_id: str, detail: str) -> None:
+        self.journal.record(step, message_id=message_id, route=route_name, detail=detail)
+
+    def _bind_endpoints(self, sink: Sink) -> None:
+        """Let a sink that takes HTTP calls of its own (the AS2 sink's asynchronous receipts) mount
+        them on the app: `bind_endpoints(add_url_rule)`."""
+        bind = getattr(sink, "bind_endpoints", None)
+        if bind is not None:
+            bind(self.app.add_url_rule)
 
     def _bind_state(self, part: Source | Sink) -> None:
         """Tell a part that keeps state of its own (the aggregator) where: esb.aggregator.state_target."""

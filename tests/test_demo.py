@@ -38,6 +38,13 @@ def assert_every_flow_delivered(out: str) -> None:
     assert "the ERP was asked for changes since: (the start), 2026-11-24T11:00:00+08:00" in out
     assert "dead letters: esb dlq list " in out
     assert re.search(r"POST /in/(demo-[0-9a-f]{6}-)?wms-adjustments-to-erp -> 422 ", out)
+    # the trading partner: a 940 picked up from the 3PL's SFTP server reached the WMS, and the
+    # shipment confirmation went to the 3PL over AS2 and came back with a signed receipt (MDN)
+    assert "3pl-orders-to-wms: DELIVERED" in out and "wms-shipments-to-3pl: DELIVERED" in out
+    assert "the 3PL left SO-88231_940.edi in outbound/ on its SFTP server" in out
+    assert re.search(r'/outbound-orders answered 201 \(id WMS-\d+\)\n +received: \{"externalId":"SO-88231"',
+                     out)
+    assert re.search(r"/as2 answered 200 \(id MDN <mdn-[0-9a-f]+@acme3pl>\)", out)
     assert f"{len(FLOWS)} of {len(FLOWS)} flows delivered what they should in" in out
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from adapters.as2 import smime
 from adapters.as2.keys import load_certificate, load_key
+from esb.durations import duration_option
 from esb.plugins import body_limit_option, timeout_option
 
 PROFILE_SCHEMA = {
@@ -39,8 +40,19 @@ PROFILE_SCHEMA = {
                               "description": "Refuse (negative receipt) an inbound message that is not "
                                              "encrypted."},
         "mdn": {"enum": ["signed", "unsigned"], "default": "signed",
-                "description": "The synchronous receipt we ask for when sending: signed (its signature "
-                               "is checked with partner_cert) or unsigned."},
+                "description": "The receipt we ask for when sending: signed (its signature is checked "
+                               "with partner_cert) or unsigned."},
+        "mdn_url": {"type": ["string", "null"], "default": None, "pattern": "^https?://",
+                    "description": "Ask for asynchronous receipts, posted by the partner to this URL: the "
+                                   "bus's POST /as2/<partner>/mdn as the partner reaches it. A message "
+                                   "then counts as delivered only when its receipt arrived there "
+                                   "(null: synchronous receipts, in the HTTP answer)."},
+        "mdn_timeout": duration_option("Seconds (or a duration such as 5m) to wait for an asynchronous "
+                                       "receipt; then the delivery is a retryable failure.", 300.0),
+        "partner_mdn_url": {"type": ["string", "null"], "default": None, "pattern": "^https?://",
+                            "description": "Send our receipts for what the partner sends asynchronously, to "
+                                           "this URL, even when its request does not ask for it (a "
+                                           "Receipt-Delivery-Option header in the request wins)."},
         "timeout": timeout_option(),
         "max_body_bytes": body_limit_option(),
     },

@@ -9,7 +9,8 @@ sources on a scheduler thread, sinks in worker threads), and paramiko's blocking
 call, for a speed (many parallel transfers) this bus does not need. paramiko reads OpenSSH
 `known_hosts` files (hashed names, `[host]:port`) and OpenSSH key files as they are.
 
-Modules: `connection` (one SSH connection per system, known_hosts, reconnect with backoff),
+Modules: `connection` (one SSH connection per system, known_hosts, reconnect with backoff, and
+`esb check --connect`: the server, its host key, the login),
 `store` (`SftpStore`, the file source's `FileStore` on the server), `source` (`FileSource` with
 that store), `sink`. The options are the file adapter's (`adapters.flatfile.spec`), without
 `batch_interval`, plus `system` and the sink's `overwrite`.
@@ -21,7 +22,13 @@ import copy
 
 from adapters.flatfile.spec import ENDPOINT_SCHEMA as FILE_ENDPOINT_SCHEMA
 from adapters.flatfile.spec import check_endpoint
-from adapters.sftp.connection import DEFAULT_BACKOFF, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, SftpConnection
+from adapters.sftp.connection import (
+    DEFAULT_BACKOFF,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PORT,
+    SftpConnection,
+    connect_problems,
+)
 from adapters.sftp.sink import SftpSink
 from adapters.sftp.source import SftpSource
 from adapters.sftp.store import SftpStore
@@ -96,4 +103,5 @@ register(AdapterSpec(
     source_factory=SftpSource,
     sink_factory=lambda endpoint, system, route_name=None: SftpSink(endpoint, system, route_name=route_name),
     check=check_endpoint,
+    connect_check=connect_problems,
 ))

@@ -9,6 +9,7 @@ traceback, and `/readyz` shows it (`problem`).
 from __future__ import annotations
 
 import logging
+import stat
 import threading
 import time
 from pathlib import Path
@@ -163,3 +164,31 @@ def connection_for(settings: dict[str, Any]) -> SftpConnection:
         if connection is None:
             connection = _connections[key] = SftpConnection(settings)
         return connection
+
+
+def connect_problems(endpoint, system: dict[str, Any] | None, role: str) -> list[str]:
+    """`esb check --connect`: the server answers, shows the host key known_hosts has, and takes the
+    login; one sentence per problem (the same as the bus would log), none when all is well. Uses a
+    connection of its own, closed at once, and logs nothing (the checker prints the sentences)."""
+    if not system:
+        return []
+    connection = SftpConnection(system)
+    try:
+        with connection.lock:
+            connection._open()
+            folder = endpoint.options.get("dir")
+            attributes = _stat_quietly(connection._sftp, folder) if folder else None
+        if attributes is not None and attributes.st_mode is not None and not stat.S_ISDIR(attributes.st_mode):
+            return [f"{connection.where}: {folder} is not a folder on the server"]
+        return []
+    except StoreUnavailable as failure:
+        return [str(failure)]
+    finally:
+        connection.close()
+
+
+def _stat_quietly(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
+    try:
+        return sftp.stat(path)
+    except OSError:
+        return None  # absent: the source and the sink make their folders

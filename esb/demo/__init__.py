@@ -25,7 +25,8 @@ delivered, dead-lettered and refused exactly what it should.
 The package, one module per concern: `simulator` (a recording REST system), `soap` (a SOAP 1.1
 service from a WSDL), `erp` (the simulated ERP), `flows` (what each flow must give), `traffic`
 (the day), `bus` (the runtime that notes what it accepted; the routes pointed at the
-simulators), `runner` (the `Demo`), `report` (what it prints).
+simulators), `runner` (the `Demo`), `report` (what it prints), `partners` (the trading partner of
+`partners.yaml`: a 3PL's SFTP server, `sftp_server`, in-process on paramiko, and its AS2 server).
 """
 
 

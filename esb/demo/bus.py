@@ -40,10 +40,16 @@ class _DemoRuntime(Runtime):
         return accepted
 
 
-def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "") -> Config:
+def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "",
+                extra: tuple[Path, ...] = ()) -> Config:
     """The shipped routes with `environ` pointing them at the simulators; every poll made fast
-    and, with `prefix`, every route renamed `<prefix><name>` (its queues too)."""
+    and, with `prefix`, every route renamed `<prefix><name>` (its queues too). The routes (and
+    systems) of the `extra` files are added: the partner flow of `esb.demo.partners`."""
     config = load_config(routes_path, environ)
+    for path in extra:
+        more = load_config(path, environ)
+        config = dataclasses.replace(config, systems={**config.systems, **more.systems},
+                                     routes=config.routes + more.routes)
     routes = []
     for route in config.routes:
         source = route.source

@@ -43,4 +43,9 @@ FLOWS: tuple[Flow, ...] = (
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",
          (("erp", "/physical-inventory-counts"),), delivered=1),
+    # the trading-partner flow (esb/demo/partners.yaml): Acme 3PL over SFTP and AS2
+    Flow("3pl-orders-to-wms", "3PL X12 940 file on its SFTP server -> shipment_order -> WMS /outbound-orders",
+         (("wms", "/outbound-orders"),), delivered=1),
+    Flow("wms-shipments-to-3pl", "WMS ship-confirm webhook (JSON) -> shipment_confirmation -> 3PL over AS2 "
+         "(signed, encrypted, signed MDN)", (("acme3pl", "/as2"),), delivered=1),
 )

@@ -30,7 +30,7 @@ def summary(demo: Demo, results: list[FlowResult]) -> str:
         if result.dead:
             lines.append(f"  dead letters: esb dlq list {result.route}")
         for message_id, call in result.calls.items():
-            statuses = [s for s in (demo.erp if call.system == "erp" else demo.wms).statuses(message_id)]
+            statuses = demo.simulator(call.system).statuses(message_id)
             answered = ", then ".join(str(status) for status in statuses or [call.status])
             lines.append(f"  - {message_id}  {call.path} answered {answered} (id {call.answered_id})")
             lines.append(f"      received: {_excerpt(call.body)}")
@@ -64,6 +64,8 @@ def directions(demo: Demo) -> str:
         f"WMS export dir (drop GR_*.csv and STOCK_*.txt files here): {demo.export_dir}"
         f"   refused files: {demo.export_dir / 'error'}",
         f"reconciliation dir: {demo.reconciliation_dir}",
+        f"3PL (sim):  SFTP 127.0.0.1:{demo.partner.sftp.port} (X12 940 files: {demo.partner.outbound}), "
+        f"AS2 {demo.partner.as2.url}/as2   what it received: GET {demo.partner.as2.url}/_received",
         f"keys:       ERP sender {demo.keys['erp']}   WMS sender {demo.keys['wms']}",
         "try:        curl -H 'X-API-Key: " + demo.keys["erp"] + "' -H 'Content-Type: application/xml' "
         f"--data-binary @{PO_SAMPLE} {bus}/in/{demo.route('erp-po-to-wms')}",

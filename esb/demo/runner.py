@@ -17,6 +17,7 @@ from esb.credentials import Credentials, Principal, digest
 from esb.demo.bus import _DemoRuntime, demo_config
 from esb.demo.erp import SimulatedErp
 from esb.demo.flows import FLOWS, Flow
+from esb.demo.partners import PARTNER_ROUTES, Partner
 from esb.demo.simulator import Call, Simulator
 from esb.demo.traffic import Traffic
 from esb.monitoring import create_app
@@ -85,6 +86,7 @@ class Demo:
                                 soap_user="esb", soap_password=self._soap_password)
         self.wms = Simulator("wms", check_auth=lambda h: h.get("X-Api-Key") == self._wms_api_key)
         self.wms.fail_first.add("/asns")  # the WMS is busy at first: the demo shows a retry
+        self.partner = Partner(base / "partner")
         self.runtime: _DemoRuntime | None = None
         self.config: Config | None = None
         self.traffic: Traffic | None = None
@@ -97,14 +99,15 @@ class Demo:
     def start(self) -> Demo:
         self.erp.start()
         self.wms.start()
+        self.partner.start()
         self.export_dir.mkdir(parents=True)
         environ = {**os.environ, "ERP_URL": self.erp.url, "ERP_TOKEN": self._erp_token,
                    "ERP_SOAP_URL": self.erp.soap_url, "ERP_SOAP_USER": "esb",
                    "ERP_SOAP_PASSWORD": self._soap_password,
                    "WMS_URL": self.wms.url, "WMS_API_KEY": self._wms_api_key,
                    "WMS_EXPORT_DIR": str(self.export_dir), "RECONCILIATION_DIR": str(self.reconciliation_dir),
-                   "ESB_BROKER_URL": self.broker_url or ""}
-        self.config = demo_config(self.routes_path, environ, self.prefix)
+                   "ESB_BROKER_URL": self.broker_url or "", **self.partner.environ()}
+        self.config = demo_config(self.routes_path, environ, self.prefix, extra=(PARTNER_ROUTES,))
         options = RuntimeOptions(broker_url=self.broker_url, data_dir=self.data_dir, port=self.port,
                                  credentials=self._credentials(), transport_options={})
         try:
@@ -114,7 +117,7 @@ class Demo:
             self.stop()
             raise
         self.traffic = Traffic(root=self.root, bus_url=self.bus_url, route=self.route, keys=self.keys,
-                               export_dir=self.export_dir, erp=self.erp)
+                               export_dir=self.export_dir, erp=self.erp, partner=self.partner)
         return self
 
     def _credentials(self) -> Credentials:
@@ -134,6 +137,7 @@ class Demo:
                 self._delete_queues()
         self.erp.stop()
         self.wms.stop()
+        self.partner.stop()
         self._tmp.cleanup()
 
     def _delete_queues(self) -> None:
@@ -173,15 +177,21 @@ class Demo:
 
         calls: dict[str, Call] = {}
         for system, path in flow.targets:
-            if system in ("erp", "wms"):
-                simulator = self.erp if system == "erp" else self.wms
+            if system != "file":
+                simulator = self.simulator(system)
                 calls.update({i: c for i, c in simulator.delivered(path).items() if i in sent})
         note = ""
         if flow.route in ("wms-receipts-to-erp", "wms-stock-to-erp") and self._waiting_files(flow.route):
             note = "a file is still waiting to be picked up"
+        if flow.route == "3pl-orders-to-wms" and self.partner.waiting():
+            note = "a file is still waiting on the 3PL's SFTP server"
         return FlowResult(flow, route, sent, count("delivered"), count("dead_lettered") + raw_dead,
                           self.traffic.rejected.get(flow.route, 0) if self.traffic else 0, count("retried"),
                           calls, note)
+
+    def simulator(self, system: str) -> Simulator:
+        """The simulated system called `system` (erp, wms, or the 3PL's AS2 server, acme3pl)."""
+        return {"erp": self.erp, "wms": self.wms, "acme3pl": self.partner.as2}[system]
 
     def _waiting_files(self, route: str) -> bool:
         pattern = "STOCK_*.txt" if route == "wms-stock-to-erp" else "GR_*.csv"

@@ -6,7 +6,8 @@ stock in its SOAP service for the bus to poll, the WMS drops its files in its ex
 (written aside, then renamed, as a WMS does) and posts its events. Some of it is bad on purpose:
 a purchase order revision for a plant nobody knows (dead-lettered by the poll), a goods-receipt
 file with a unit the mapping does not know (moved to error/ and dead-lettered), an adjustment
-with an unknown reason code (answered 422, never stored).
+with an unknown reason code (answered 422, never stored). The trading partner (`esb.demo.partners`)
+leaves an X12 940 on its SFTP server, and gets a shipment confirmation over AS2.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ class Traffic:
     inputs the bus refused."""
 
     def __init__(self, *, root: Path, bus_url: str, route: Callable[[str], str], keys: dict[str, str],
-                 export_dir: Path, erp):
+                 export_dir: Path, erp, partner=None):
         self.root, self.bus_url, self.route, self.keys = root, bus_url, route, keys
-        self.export_dir, self.erp = export_dir, erp
+        self.export_dir, self.erp, self.partner = export_dir, erp, partner
         self.answers: dict[str, list[str]] = {}
         self.rejected: dict[str, int] = {}
 
@@ -59,6 +60,20 @@ class Traffic:
         self.post_case("wms-adjustments-to-erp", "wms", "inventory_adjustment.in", "loss_and_gain.json")
         self.post_case("wms-adjustments-to-erp", "wms", "inventory_adjustment.in", "unknown_reason.json")
         self.post_case("wms-counts-to-erp", "wms", "stock_count.in", "cycle_count_with_an_empty_bin.json")
+        if self.partner is not None:
+            self.partner_flow()
+
+    # --- the trading partner (esb.demo.partners) --------------------------------------------------
+    def partner_flow(self) -> None:
+        """The 3PL leaves a 940 on its SFTP server; the WMS confirms a shipment of the 3PL's."""
+        from esb.demo.partners import ORDER_CASE
+
+        self.answers["3pl-orders-to-wms"] = [
+            self.partner.leave_order("SO-88231_940.edi", (self.root / ORDER_CASE).read_bytes())]
+        event = self.json("wms", "shipment_confirmation.in", "local_time_lots_and_serials")
+        event["eventId"] = "evt_3PL_0001"
+        event["data"].update(shipmentId="SHP-3PL-0001", orderRef="SO-88231")
+        self.post("wms-shipments-to-3pl", "wms", _dumps(event))
 
     # --- the ERP's side ---------------------------------------------------------------------------
     def erp_publishes_purchase_order_revisions(self) -> None:

@@ -200,11 +200,13 @@ def openssl_message(openssl, pairs, tmp_path, payload: bytes, *, signer: str = "
 
 
 def send(runtime: Runtime, body: bytes, *, sender: str = "ACME", message_id: str = "<m1@acme>",
-         content_type: str = smime.ENVELOPED_TYPE):
+         content_type: str = smime.ENVELOPED_TYPE, headers: dict | None = None):
+    """POST an AS2 message to the bus's endpoint for acme; `headers` are added (or replace)."""
     headers = {"AS2-From": sender, "AS2-To": "BUS", "Message-ID": message_id, "Content-Type": content_type,
                "Disposition-Notification-To": "ops@acme",
                "Disposition-Notification-Options": "signed-receipt-protocol=optional, pkcs7-signature; "
-                                                   "signed-receipt-micalg=optional, sha-256"}
+                                                   "signed-receipt-micalg=optional, sha-256",
+               **(headers or {})}
     return requests.post(f"{runtime.server.url}/as2/acme", data=body, headers=headers, timeout=10)
 
 

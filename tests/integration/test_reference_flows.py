@@ -111,7 +111,8 @@ def test_goods_receipt_files_post_goods_receipts_over_soap_and_a_bad_file_is_set
 
 def test_a_sales_order_from_two_plants_becomes_one_wms_order_per_site(day):
     orders = sorted((o["externalId"], o["facility"], [line["lineNo"] for line in o["lines"]])
-                    for o in received_json(day.wms, "/outbound-orders"))
+                    for o in received_json(day.wms, "/outbound-orders")
+                    if o["externalId"] != "SO-88231")  # the 3PL's order: see the partner test
 
     assert orders == [("700231", "KS01", [10]), ("700231", "SH02", [20, 40]), ("700232", "SH02", [20, 40])]
 
@@ -150,3 +151,14 @@ def test_adjustments_and_counts_post_goods_movements_and_physical_inventory(day)
                                                                                     ("701", "0.500")]
     assert [item["PhysInventoryItemIsZero"] for item in count["Items"]] == [False, False, True]
     assert day.results_by_flow["wms-adjustments-to-erp"].rejected == 1  # the unknown reason code
+
+
+def test_a_3pl_order_over_sftp_reaches_the_wms_and_the_confirmation_goes_back_over_as2(day):
+    (order,) = [o for o in received_json(day.wms, "/outbound-orders") if o["externalId"] == "SO-88231"]
+    (confirmation,) = received_json(day.partner.as2, "/as2")
+
+    assert (order["customerPo"], order["facility"], len(order["lines"])) == ("PO-4471", "KS01", 2)
+    assert (day.partner.outbound / "processed" / "SO-88231_940.edi").exists()  # moved on the 3PL's server
+    assert (confirmation["shipment_number"], confirmation["order_number"]) == ("SHP-3PL-0001", "SO-88231")
+    (call,) = day.partner.as2.delivered("/as2").values()
+    assert call.answered_id.startswith("MDN <mdn-")  # the 3PL's signed receipt, checked by the bus

@@ -1,5 +1,11 @@
 """A real OpenSSH sshd for the tests: its own config, host key and authorized key in a temporary
-folder, on a free loopback port, running as the current user (`UsePAM no`, `StrictModes no`)."""
+folder, on a free loopback port, running as the current user (`UsePAM no`, `StrictModes no`).
+
+With a `password`, sshd also takes that password for the current user, without touching the
+system's accounts: it runs in a mount namespace of its own (`unshare --mount`) where a copy of
+/etc/shadow, with the current user's line carrying the password's hash, is bind-mounted over
+/etc/shadow. Only sshd and its sessions see the copy; it goes when sshd dies. That needs root
+(reading /etc/shadow, unshare); `password_login_problem()` says why it cannot be done here."""
 
 from __future__ import annotations
 
@@ -45,8 +51,9 @@ class SshServer:
     """`start()`, `kill()` (the listener and every session at once, as a crash), `start()` again on
     the same port with the same host key. `known_hosts` holds its key; `user_key` may log in."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, password: str | None = None):
         self.folder = folder
+        self.password = password
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host_key = make_key(folder / "host_ed25519")
@@ -64,9 +71,9 @@ AuthorizedKeysFile {folder / "authorized_keys"}
 UsePAM no
 StrictModes no
 PubkeyAuthentication yes
-PasswordAuthentication no
+PasswordAuthentication {"yes" if password else "no"}
 KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
+PermitRootLogin {"yes" if password else "prohibit-password"}
 Subsystem sftp internal-sftp
 MaxStartups 50
 LogLevel VERBOSE
@@ -83,9 +90,14 @@ LogLevel VERBOSE
     def start(self) -> SshServer:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+        command = [SSHD, "-D", "-e", "-f", str(self.config)]
+        if self.password:  # unshare execs sh, which execs sshd: one process, as without
+            shadow = self._shadow_copy()
+            command = ["unshare", "--mount", "sh", "-c", f'mount --bind "{shadow}" /etc/shadow && exec "$@"',
+                       "sh", *command]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -97,6 +109,21 @@ LogLevel VERBOSE
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"sshd did not answer on port {self.port}")
+
+    def _shadow_copy(self) -> Path:
+        """/etc/shadow with the current user's password hash replaced by that of `password`."""
+        hashed = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=self.password, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        user, lines = _user(), []
+        for line in Path("/etc/shadow").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == user:
+                fields[1] = hashed
+            lines.append(":".join(fields))
+        copy = self.folder / "shadow"
+        copy.touch(mode=0o600)
+        copy.write_text("\n".join(lines) + "\n")
+        return copy
 
     def kill(self) -> None:
         """SIGKILL the listener and every session process (each runs in a session of its own)."""
@@ -118,3 +145,16 @@ def _user() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def password_login_problem() -> str | None:
+    """Why a password-login sshd cannot run here (see the module docstring), or None."""
+    if os.geteuid() != 0:
+        return "a password-login sshd needs root (a private copy of /etc/shadow in a mount namespace)"
+    for tool in ("unshare", "openssl"):
+        if shutil.which(tool) is None:
+            return f"a password-login sshd needs the {tool} command"
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"a password-login sshd needs a mount namespace (unshare --mount: {probe.stderr.strip()})"
+    return None
