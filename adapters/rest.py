@@ -23,6 +23,7 @@ from esb.durations import parse_duration
 from esb.errors import Conflict, DecodeError, InputError, Permanent, Retryable
 from esb.plugins import (
     DEFAULT_TIMEOUT,
+    Accepted,
     AdapterSpec,
     RawMessage,
     Sink,
@@ -134,6 +135,7 @@ class RestSource(Source):
 
     def start(self, context: SourceContext) -> None:
         self._submit = context.submit
+        self._submit_async = context.submit_async
         self._credentials = context.credentials
         context.add_url_rule(f"/in/{self.route}", endpoint=f"in_{self.route}", view_func=self._receive,
                              methods=["POST"])
@@ -147,8 +149,13 @@ class RestSource(Source):
                 return push.error_response(400, "decode", "the body is empty")
             metadata = {"sender": self.sender, "remote": request.remote_addr}
             raw = RawMessage(body, request.content_type, metadata)
-            accepted = push.store(self._submit, raw, idempotency_key=request.headers.get("Idempotency-Key"),
-                                  business_key=self._business_key(body))
+            idempotency_key = request.headers.get("Idempotency-Key")
+            if self._submit_async is None:
+                return _accepted(push.store(self._submit, raw, idempotency_key=idempotency_key,
+                                            business_key=self._business_key(body)))
+            return push.answer_when_stored(self._submit_async, raw, _accepted,
+                                           idempotency_key=idempotency_key,
+                                           business_key=self._business_key(body))
         except push.Refusal as refusal:
             return refusal.json_response()
         except DecodeError as error:
@@ -157,9 +164,6 @@ class RestSource(Source):
             return jsonify(error.as_dict()), 409
         except InputError as error:
             return jsonify(error.as_dict()), 422
-        ids = list(accepted.message_ids)
-        answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
-        return jsonify(answer), 200 if accepted.duplicate else 202
 
     def _business_key(self, body: bytes) -> str | None:
         if self._key_expression is None or self.options["format"] != "json":
@@ -169,6 +173,15 @@ class RestSource(Source):
         except ValueError:
             return None  # the pipeline reports the bad JSON with its position
         return None if value is None else str(value)
+
+
+def _accepted(accepted: Accepted):
+    """202 with the new ids, or 200 with the first ids for a repeat."""
+    ids = list(accepted.message_ids)
+    answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
+    response = jsonify(answer)
+    response.status_code = 200 if accepted.duplicate else 202
+    return response
 
 
 # --- the sink: calls to a system's API ----------------------------------------------------------

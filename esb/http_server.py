@@ -1,24 +1,29 @@
-"""The bus's HTTP server: waitress serving the Flask app on a background thread, hardened for
-hostile clients.
+"""The bus's HTTP server: an asyncio loop (uvloop when installed) with llhttp's C parser
+(httptools) in front of the Flask app, hardened for hostile clients.
 
-waitress was kept, measured against the attacks of issue 21 (`bench/hostile_connections.py`):
-its single I/O loop parks an idle or slow connection for the price of a socket, never a thread,
-so thousands can be held while the 16 worker threads serve valid requests. What it lacked is
-added here:
+Why not waitress (which served the bus until issue 11): it parses HTTP in Python and hands every
+request to a worker thread that then blocks until the broker confirms; on two cores waitress alone
+answered `GET /healthz` at a third of uvicorn's rate, and a request thread per unconfirmed message
+means a GIL hand-off per step. Here one loop thread reads, parses and writes every connection; the
+app runs on a few threads (`threads`); and an inbound endpoint does not hold its thread while the
+broker confirms: it hands the server a *deferred* answer (`esb.push.DEFER`, see
+`esb.push.answer_when_stored`), which the loop sends once the confirms arrived. 202 still goes out
+only after the confirm.
 
-- **a header timeout**: a connection must send a complete request head within
-  `header_timeout` seconds of opening (or of the first byte of its next request), and the body
-  within `body_timeout` seconds after the head; otherwise it is closed (slowloris, slow POST).
-  waitress alone only closes a connection that sends nothing at all for `channel_timeout`;
-- **an idle keep-alive timeout** (`idle_timeout`, waitress's `channel_timeout`), checked every
-  second instead of every 30;
-- **a connection limit high enough** to hold many idle connections (`connection_limit`, 100 in
-  waitress) with `poll()` instead of `select()`, which fails beyond 1,024 file descriptors, and
-  the process's open-file limit raised to fit;
-- **strict framing** (RFC 9112): Content-Length with Transfer-Encoding, Transfer-Encoding in an
-  HTTP/1.0 request, chunked applied twice and obsolete line folding are 400 (a proxy in front
-  that frames the request differently could otherwise smuggle a second one); a request line
-  without a version (HTTP/0.9) is 400, a version other than 1.0 and 1.1 is 505;
+Hardening (issue 21), kept from the waitress version:
+- **a header timeout**: a connection must send a complete request head within `header_timeout`
+  seconds of opening (or of the first byte of its next request), and the body within
+  `body_timeout` seconds after the head; otherwise it is closed (slowloris, slow POST);
+- **an idle keep-alive timeout** (`idle_timeout`), checked every second;
+- **a connection limit** (`connection_limit`): beyond it, new connections wait in the listen
+  backlog (the server stops accepting); the process's open-file limit is raised to fit;
+- **strict framing** (RFC 9112, llhttp's strict mode plus two checks): Content-Length with
+  Transfer-Encoding, Transfer-Encoding in an HTTP/1.0 request, chunked applied twice, obsolete line
+  folding, bare LF line ends are 400 and close the connection (a proxy in front that frames the
+  request differently could otherwise smuggle a second one); a request line without a version
+  (HTTP/0.9) is 400, a version other than 1.0 and 1.1 is 505;
+- headers spelled with `_` and proxy headers (`Forwarded`, `X-Forwarded-*`) are dropped: no proxy
+  is trusted;
 - the security headers of `esb.web.SECURITY_HEADERS` on the answers the server makes itself.
 
 Every limit is set by an `ESB_HTTP_*` environment variable (`HttpLimits.from_environment`).
@@ -26,27 +31,42 @@ Every limit is set by an `ESB_HTTP_*` environment variable (`HttpLimits.from_env
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import os
-import re
+import queue
 import resource
+import socket
+import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from email.utils import formatdate
+from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
 
+import httptools
 from flask import Flask
-from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser, ParsingError
-from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
-from waitress.utilities import Error
 
+from esb import jsonfmt
+from esb.push import DEFER
 from esb.web import SECURITY_HEADERS
 
 log = logging.getLogger("esb.http")
+
+
+
+class Deferred(Protocol):
+    """What an app defers its answer on (`esb.inbound.Storing` is one)."""
+
+    timeout: float
+
+    def when_done(self, callback: Callable[[], None]) -> None: ...
+
+    def expire(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +81,8 @@ class HttpLimits:
         connection_limit (int): open connections at most; beyond, new ones wait in the listen
             backlog; default 4000.
         backlog (int): connections the kernel queues before they are accepted; default 2048.
-        threads (int): requests handled at the same time; default 16.
+        threads (int): app calls running at the same time (an inbound request waiting for its
+            broker confirm holds none); default 16.
         max_header_bytes (int): largest request head (request line and headers); default 65536.
         max_body_bytes (int): largest request body the server reads at all, above every route's
             own `max_body_bytes` (which answers 413 with the route's limit); default 64 MiB.
@@ -97,112 +118,292 @@ class HttpLimits:
         return cls(**values)
 
 
-# --- strict framing -------------------------------------------------------------------------
+# --- answers ---------------------------------------------------------------------------------
 
-class VersionNotSupported(Error):
-    code = 505
-    reason = "HTTP Version Not Supported"
-
-
-class _Secured(Error):
-    """A waitress error answer with the security headers added."""
-
-    def __init__(self, error: Error):
-        super().__init__(error.body)
-        self.code, self.reason = error.code, error.reason
-
-    def to_response(self, ident: str | None = None):
-        status, headers, body = super().to_response(ident)
-        return status, [*headers, *SECURITY_HEADERS.items()], body
+REASONS = {100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
+           400: "Bad Request", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+           500: "Internal Server Error", 505: "HTTP Version Not Supported"}
+_SECURITY = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()]
+_UNTRUSTED = frozenset({"HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
+                        "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY"})
+_NO_BODY = frozenset({204, 304})
 
 
-_REQUEST_LINE = re.compile(rb"(\S+) (\S+)(?: (\S+))?")
-_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+class _Clock:
+    """The Date header, formatted once a second."""
+
+    second = -1
+    value = b""
+
+    @classmethod
+    def date(cls) -> bytes:
+        now = int(time.time())
+        if now != cls.second:
+            cls.second, cls.value = now, formatdate(now, usegmt=True).encode("latin-1")
+        return cls.value
 
 
-class StrictRequestParser(HTTPRequestParser):
-    """waitress's parser, refusing what RFC 9112 lets a server refuse and proxies read differently."""
+class HttpError(Exception):
+    """A request the server refuses itself (framing, sizes): answered, then the connection closed."""
 
-    _unsupported_version = False
-
-    def received(self, data: bytes) -> int:
-        consumed = super().received(data)
-        if self.error is not None and not isinstance(self.error, _Secured):
-            if self._unsupported_version:
-                self.error = VersionNotSupported(self.error.body)
-            self.error = _Secured(self.error)
-        return consumed
-
-    def parse_header(self, header_plus: bytes) -> None:
-        first_line, _, rest = header_plus.partition(b"\r\n")
-        line = _REQUEST_LINE.fullmatch(first_line)
-        if line is None or line[3] is None:
-            raise ParsingError("a request line is METHOD TARGET HTTP/1.1 (HTTP/0.9 is not served)")
-        if line[3] not in (b"HTTP/1.0", b"HTTP/1.1"):
-            if not _VERSION.fullmatch(line[3]):
-                raise ParsingError("the request line's HTTP version is malformed")
-            self._unsupported_version = True
-            raise ParsingError(f"{line[3].decode('latin-1')} is not served: send HTTP/1.1")
-        lines = rest.split(b"\r\n") if rest else []
-        if any(header[:1] in (b" ", b"\t") for header in lines):
-            raise ParsingError("obsolete line folding (a header line starting with a space) is refused")
-        names = [header.partition(b":")[0].strip().lower() for header in lines]
-        if b"transfer-encoding" in names:
-            if b"content-length" in names:
-                raise ParsingError("Content-Length and Transfer-Encoding together are refused (RFC 9112 6.1)")
-            if line[3] == b"HTTP/1.0":
-                raise ParsingError("Transfer-Encoding in an HTTP/1.0 request is refused")
-            codings = [coding.strip(b" \t").lower() for header in lines
-                       if header.partition(b":")[0].strip().lower() == b"transfer-encoding"
-                       for coding in header.partition(b":")[2].split(b",") if coding.strip(b" \t")]
-            if codings.count(b"chunked") > 1:
-                raise ParsingError("Transfer-Encoding chunked more than once is refused")
-        super().parse_header(header_plus)
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
-# --- timeouts -------------------------------------------------------------------------------
+def error_answer(status: int, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The server's own JSON error answer, with the security headers."""
+    error = REASONS.get(status, "error").lower().replace(" ", "_")
+    body = jsonfmt.dumps({"error": error, "message": message}).encode("utf-8")
+    return status, [(b"Content-Type", b"application/json"), *_SECURITY], body
 
-class HardenedChannel(HTTPChannel):
-    """A connection with a deadline for the request head and one for the body."""
 
-    parser_class = StrictRequestParser
+# --- one request, one connection -------------------------------------------------------------
 
-    def __init__(self, server: HardenedServer, sock, addr, adj, map=None):
-        super().__init__(server, sock, addr, adj, map)
+class _Request:
+    __slots__ = ("method", "url", "version", "headers", "body", "keep_alive", "error")
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.url = b""
+        self.version = "1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.keep_alive = True
+        self.error: HttpError | None = None
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parses requests in turn and answers them in order."""
+
+    def __init__(self, server: HttpServer):
+        self.server = server
         self.limits = server.limits
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.request: _Request | None = None  # the one being read
+        self.ready: deque[_Request] = deque()  # read, waiting for their turn
+        self.busy = False  # an answer of this connection is being made
+        self.closing = False
+        self.head_bytes = 0
+        self.body_bytes = 0
         self.deadline: float | None = time.monotonic() + self.limits.header_timeout
-        self.waiting_for = "head"
+        self.waiting_for: str | None = "head"
+        self.peer: tuple[str, int] = ("", 0)
 
-    def received(self, data: bytes) -> bool:
-        answer = super().received(data)
-        request = self.request  # the request still being read, if any
-        if request is None:
-            self.deadline, self.waiting_for = None, None
-        elif not request.headers_finished:
-            if self.waiting_for != "head":
-                self.deadline, self.waiting_for = time.monotonic() + self.limits.header_timeout, "head"
-        elif self.waiting_for != "body":
-            self.deadline, self.waiting_for = time.monotonic() + self.limits.body_timeout, "body"
-        return answer
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else ("", 0)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.forget(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(HttpError(400, "protocol upgrades are not served"))
+        except httptools.HttpParserError as error:
+            cause = error.__context__  # an exception raised by one of the callbacks below
+            if isinstance(cause, HttpError):
+                self._refuse(cause)
+            elif cause is not None:
+                log.error("esb: reading a request failed", exc_info=cause)
+                self._refuse(HttpError(500, "the bus failed on this request; it is logged"))
+            else:
+                self._refuse(_framing_error(error))
+
+    def eof_received(self) -> bool | None:
+        if self.busy or self.ready:
+            return True  # half-closed by the client: answer what it sent, then close
+        return None
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.request = _Request()
+        self.head_bytes = 0
+        self.body_bytes = 0
+        if self.waiting_for != "head":
+            self.deadline, self.waiting_for = time.monotonic() + self.limits.header_timeout, "head"
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        self.request.url += url  # type: ignore[union-attr]
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        self.request.headers.append((name, value))  # type: ignore[union-attr]
+
+    def _count_head(self, size: int) -> None:
+        self.head_bytes += size
+        if self.head_bytes > self.limits.max_header_bytes:
+            raise HttpError(431, f"the request head is larger than {self.limits.max_header_bytes} bytes")
+
+    def on_headers_complete(self) -> None:
+        request = self.request
+        assert request is not None
+        request.method = self.parser.get_method()
+        request.version = self.parser.get_http_version()
+        request.keep_alive = self.parser.should_keep_alive()
+        if request.version == "0.9":  # what llhttp makes of a request line without a version
+            raise HttpError(400, "a request line is METHOD TARGET HTTP/1.1 (HTTP/0.9 is not served)")
+        if request.version not in ("1.0", "1.1"):
+            raise HttpError(505, f"HTTP/{request.version} is not served: send HTTP/1.1")
+        length = None
+        for name, value in request.headers:
+            lowered = name.lower()
+            if lowered == b"transfer-encoding" and request.version == "1.0":
+                raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request is refused")
+            if lowered == b"content-length":
+                length = int(value)
+            elif lowered == b"expect" and value.lower() == b"100-continue" and request.version == "1.1" \
+                    and (length is None or length <= self.limits.max_body_bytes):
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+        if length is not None and length > self.limits.max_body_bytes:
+            raise HttpError(413, f"the body is larger than the limit of {self.limits.max_body_bytes} bytes")
+        self.deadline, self.waiting_for = time.monotonic() + self.limits.body_timeout, "body"
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.limits.max_body_bytes:
+            raise HttpError(413, f"the body is larger than the limit of {self.limits.max_body_bytes} bytes")
+        self.request.body.append(body)  # type: ignore[union-attr]
+
+    def on_message_complete(self) -> None:
+        request, self.request = self.request, None
+        self.deadline, self.waiting_for = None, None
+        self.ready.append(request)  # type: ignore[arg-type]
+        if len(self.ready) > 8:
+            self.transport.pause_reading()  # type: ignore[union-attr]  # a client pipelining too far ahead
+        self._next()
+
+    # answering
+    def _refuse(self, error: HttpError) -> None:
+        """Answer `error` after the requests read before it, then close; read nothing more."""
+        refused = self.request or _Request()
+        refused.error, refused.keep_alive = error, False
+        self.request = None
+        self.ready.append(refused)
+        self.deadline, self.waiting_for = None, None
+        self.closing = True
+        self.transport.pause_reading()  # type: ignore[union-attr]
+        self._next()
+
+    def _next(self) -> None:
+        if self.busy or not self.ready or self.transport is None or self.transport.is_closing():
+            return
+        request = self.ready.popleft()
+        self.busy = True
+        if request.error is not None:
+            self.send(request, *error_answer(request.error.status, str(request.error)))
+            return
+        self.server.call_app(self, request, self._environ(request))
+
+    def send(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Write one answer (on the loop thread); keep the connection or close it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        keep = request.keep_alive and not (self.closing and not self.ready)
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status").encode("latin-1"))]
+        has_length = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                has_length = True
+            elif lowered == b"connection":
+                if value.lower() == b"close":
+                    keep = False
+                continue
+            lines.append(b"%s: %s\r\n" % (name, value))
+        if not has_length and status not in _NO_BODY:
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+        lines.append(b"Date: %s\r\n" % _Clock.date())
+        if not keep:
+            lines.append(b"Connection: close\r\n")
+        elif request.version == "1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        if request.method != b"HEAD" and status not in _NO_BODY:
+            lines.append(body)
+        transport.write(b"".join(lines))
+        self.busy = False
+        if not keep:
+            self.closing = True
+            transport.close()
+            return
+        if self.ready:
+            if len(self.ready) <= 8:
+                transport.resume_reading()
+            self._next()
+        elif self.request is None:
+            self.deadline, self.waiting_for = time.monotonic() + self.limits.idle_timeout, "idle"
+
+    def _environ(self, request: _Request) -> dict[str, Any]:
+        url = httptools.parse_url(request.url)
+        body = b"".join(request.body)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method.decode("latin-1"),
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(url.path or b"/").decode("latin-1"),
+            "QUERY_STRING": (url.query or b"").decode("latin-1"),
+            "SERVER_NAME": self.server.host,
+            "SERVER_PORT": str(self.server.port),
+            "SERVER_PROTOCOL": f"HTTP/{request.version}",
+            "REMOTE_ADDR": self.peer[0],
+            "REMOTE_PORT": str(self.peer[1]),
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in request.headers:
+            text = name.decode("latin-1")
+            if "_" in text:
+                continue  # X_API_Key would read as X-API-Key in the environ: a spoofing channel
+            key = text.upper().replace("-", "_")
+            if key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
+                continue
+            if key != "CONTENT_TYPE":
+                key = "HTTP_" + key
+                if key in _UNTRUSTED:
+                    continue
+            decoded = value.decode("latin-1")
+            environ[key] = f"{environ[key]}, {decoded}" if key in environ else decoded
+        return environ
 
 
-class HardenedServer(TcpWSGIServer):
-    channel_class = HardenedChannel
+def _framing_error(error: Exception) -> HttpError:
+    message = str(error)
+    if "Invalid HTTP version" in message:
+        return HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served: send HTTP/1.1")
+    if "Transfer-Encoding" in message and "Content-Length" in message:
+        return HttpError(400, "Content-Length and Transfer-Encoding together are refused (RFC 9112 6.1)")
+    if "Transfer-Encoding" in message:
+        return HttpError(400, "Transfer-Encoding must be chunked, once, as the last coding")
+    if "whitespace after header value" in message or "folding" in message:
+        return HttpError(400, "obsolete line folding (a header line starting with a space) is refused")
+    return HttpError(400, f"the request is not well-framed HTTP/1.1: {message}")
 
-    def __init__(self, application, *, limits: HttpLimits, adj: Adjustments, dispatcher):
-        self.limits = limits
-        self.timed_out = 0  # connections closed for a missed deadline, for tests and benchmarks
-        super().__init__(application, {}, True, None, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
 
-    def maintenance(self, now: float) -> None:
-        super().maintenance(now)  # closes the connections idle for channel_timeout (idle_timeout)
-        clock = time.monotonic()
-        for channel in list(self.active_channels.values()):
-            deadline = getattr(channel, "deadline", None)
-            if deadline is not None and clock > deadline and not channel.requests and not channel.will_close:
-                channel.will_close = True
-                self.timed_out += 1
-                log.debug("closed %s: no complete request %s in time", channel.addr, channel.waiting_for)
+# --- the server ------------------------------------------------------------------------------
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # optional: the standard loop serves too, a little slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _raise_open_file_limit(needed: int) -> None:
@@ -216,26 +417,28 @@ def _raise_open_file_limit(needed: int) -> None:
 
 
 class HttpServer:
-    """The hardened waitress serving `app` on a background thread; `port=0` picks a free port.
-    `limits` default to `HttpLimits()`; `threads`, when given, overrides theirs."""
+    """Serves `app` on a background thread; `port=0` picks a free port. `limits` default to
+    `HttpLimits()`; `threads`, when given, overrides theirs."""
 
     def __init__(self, app: Flask, *, host: str = "127.0.0.1", port: int = 8080, threads: int | None = None,
                  limits: HttpLimits | None = None):
-        limits = limits or HttpLimits()
-        _raise_open_file_limit(limits.connection_limit + 256)
-        adj = Adjustments(host=host, port=port, threads=threads or limits.threads,
-                          clear_untrusted_proxy_headers=True, connection_limit=limits.connection_limit,
-                          backlog=limits.backlog,
-                          channel_timeout=int(max(1, limits.idle_timeout)), cleanup_interval=1,
-                          asyncore_use_poll=True, max_request_header_size=limits.max_header_bytes,
-                          max_request_body_size=limits.max_body_bytes)
-        dispatcher = ThreadedTaskDispatcher()
-        dispatcher.set_thread_count(adj.threads)
-        self._server = HardenedServer(app, limits=limits, adj=adj, dispatcher=dispatcher)
-        self.limits = limits
+        self.limits = limits or HttpLimits()
+        _raise_open_file_limit(self.limits.connection_limit + 256)
+        self.app = app
         self.host = host
-        self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, name="esb-http", daemon=True)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
+        self._listener.setblocking(False)
+        self.port = int(self._listener.getsockname()[1])
+        self.connections: set[_Connection] = set()
+        self._timed_out = 0
+        self._accepting = False
+        self._loop = _new_loop()
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._workers = [threading.Thread(target=self._work, name=f"esb-http-app-{n}", daemon=True)
+                         for n in range(threads or self.limits.threads)]
+        self._thread = threading.Thread(target=self._run, name="esb-http", daemon=True)
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -244,30 +447,164 @@ class HttpServer:
     @property
     def timed_out(self) -> int:
         """Connections closed so far because their request head or body did not come in time."""
-        return self._server.timed_out
+        return self._timed_out
 
     def start(self) -> HttpServer:
+        for worker in self._workers:
+            worker.start()
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop listening, close the open (kept-alive) connections, let running requests finish.
-
-        The sockets are closed on the server's own loop thread: closing them from here while the
-        loop waits in poll() makes it fail with EBADF."""
-
-        def close_everything() -> None:
-            for channel in list(self._server._map.values()):
-                if channel is not self._server and channel is not self._server.trigger:
-                    channel.close()
-            self._server.close()  # the listening socket and the trigger; the loop then ends
-
+        """Stop listening, close the open (kept-alive) connections, let running requests finish."""
         if self._thread.is_alive():
-            try:
-                self._server.trigger.pull_trigger(close_everything)
-            except OSError:  # the trigger is closed already: the loop is ending on its own
-                close_everything()
+            self._loop.call_soon_threadsafe(self._close_everything)
             self._thread.join(timeout=5)
         else:
-            self._server.close()
-        self._server.task_dispatcher.shutdown()
+            self._listener.close()
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join(timeout=5)
+
+    # the loop thread
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._start_accepting()
+        self._loop.call_later(1.0, self._sweep)
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    def _close_everything(self) -> None:
+        self._stop_accepting()
+        self._listener.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        self._loop.call_later(0.05, self._loop.stop)
+
+    def _start_accepting(self) -> None:
+        if not self._accepting and self._listener.fileno() >= 0:
+            self._loop.add_reader(self._listener, self._accept)
+            self._accepting = True
+
+    def _stop_accepting(self) -> None:
+        if self._accepting:
+            self._loop.remove_reader(self._listener)
+            self._accepting = False
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            if len(self.connections) >= self.limits.connection_limit:
+                self._stop_accepting()  # the rest wait in the backlog until a connection closes
+                return
+            try:
+                sock, _address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # out of file descriptors, typically: try again in a second
+                log.warning("esb: accepting a connection failed: %s", error)
+                self._stop_accepting()
+                self._loop.call_later(1.0, self._start_accepting)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = _Connection(self)
+            self.connections.add(connection)
+            self._loop.create_task(self._loop.connect_accepted_socket(lambda c=connection: c, sock))
+
+    def forget(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        if not self._accepting and len(self.connections) < self.limits.connection_limit:
+            self._start_accepting()
+
+    def _sweep(self) -> None:
+        """Close the connections whose head, body or next request is late (every second)."""
+        now = time.monotonic()
+        for connection in list(self.connections):
+            if connection.deadline is not None and now > connection.deadline and not connection.busy:
+                if connection.waiting_for in ("head", "body"):
+                    self._timed_out += 1
+                    log.debug("closed %s: no complete request %s in time", connection.peer,
+                              connection.waiting_for)
+                connection.closing = True
+                if connection.transport is not None:
+                    connection.transport.close()
+        self._loop.call_later(1.0, self._sweep)
+
+    # the app threads
+    def call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
+        self._jobs.put(lambda: self._call_app(connection, request, environ))
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def _call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
+        deferred: list[tuple[Deferred, Callable[[], Any]]] = []
+        environ[DEFER] = lambda pending, answer: deferred.append((pending, answer))
+        try:
+            status, headers, body = self._respond(environ)
+        except Exception:  # the app's own error handlers answer what they know: this is a bug
+            log.exception("esb: the HTTP app failed on %s %s", environ["REQUEST_METHOD"],
+                          environ["PATH_INFO"])
+            status, headers, body = error_answer(500, "the bus failed on this request; it is logged")
+        if not deferred:
+            self._loop.call_soon_threadsafe(connection.send, request, status, headers, body)
+            return
+        pending, answer = deferred[0]
+        timer: list[asyncio.TimerHandle] = []
+
+        def finish() -> None:  # on the loop thread, once: when the confirms are in, or at the deadline
+            if not timer:
+                return  # answered already
+            timer.pop().cancel()
+            try:
+                final_status, final_headers, final_body = _wsgi_answer(answer())
+            except Exception:
+                log.exception("esb: a deferred answer failed on %s", environ["PATH_INFO"])
+                final_status, final_headers, final_body = error_answer(
+                    500, "the bus failed on this request; it is logged")
+            names = {name.lower() for name, _ in final_headers}
+            final_headers += [(name, value) for name, value in headers
+                              if name.lower() not in names and name.lower() not in (b"content-type",
+                                                                                      b"content-length")]
+            connection.send(request, final_status, final_headers, final_body)
+
+        def at_deadline() -> None:
+            pending.expire()
+            finish()
+
+        def arm() -> None:  # before finish() can run: both are queued on the loop, in this order
+            timer.append(self._loop.call_later(pending.timeout, at_deadline))
+
+        self._loop.call_soon_threadsafe(arm)
+        pending.when_done(lambda: self._loop.call_soon_threadsafe(finish))
+
+    def _respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            started[:] = [status, headers]
+            return chunks.append
+
+        chunks: list[bytes] = []
+        result = self.app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = started
+        return (int(status[:3]), [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers],
+                b"".join(chunks))
+
+
+def _wsgi_answer(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A Flask/werkzeug Response as (status, headers, body)."""
+    return (response.status_code,
+            [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers.items()],
+            response.get_data())

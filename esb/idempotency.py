@@ -96,10 +96,11 @@ def _unavailable(error: BaseException) -> Unavailable:
 class _Operation:
     """One caller's statements, waiting for a batch (see `IdempotencyStore._run`)."""
 
-    __slots__ = ("run", "result", "error", "done")
+    __slots__ = ("run", "savepoint", "result", "error", "done")
 
-    def __init__(self, run: Callable[[Any], Any]):
+    def __init__(self, run: Callable[[Any], Any], savepoint: bool):
         self.run = run
+        self.savepoint = savepoint  # whether a failure may leave statements of its own to undo
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
@@ -151,19 +152,20 @@ class IdempotencyStore:
                            f" ON CONFLICT DO NOTHING", (self.scope,))  # WHERE: SQLite needs it before ON
             cursor.execute(f"DROP TABLE {_LEGACY_TABLE}")
 
-    def _run(self, operation: Callable[[Any], Any]) -> Any:
+    def _run(self, operation: Callable[[Any], Any], *, savepoint: bool = True) -> Any:
         """`operation(cursor)` in a transaction; its result, or what it raised.
 
         SQLite (one connection) batches: each caller queues its operation, and whichever caller
-        holds the connection next runs every queued one in a single transaction, each inside its
-        own savepoint (an operation that raises undoes only its own statements). Under load one
+        holds the connection next runs every queued one in a single transaction, an operation that
+        may fail after writing (a claim of several keys) inside its own savepoint, so it undoes only
+        its own statements. Under load one
         commit serves many requests instead of each request queueing for its own (group commit:
         the per-request transactions were the inbound path's bottleneck, measured with py-spy).
         PostgreSQL: a transaction of the caller's own, on its thread's connection."""
         if self._shared is None:
             with self._transaction() as cursor:
                 return operation(cursor)
-        mine = _Operation(operation)
+        mine = _Operation(operation, savepoint)
         with self._pending_lock:
             self._pending.append(mine)
         with self._lock:
@@ -180,13 +182,18 @@ class IdempotencyStore:
         try:
             with transaction(self._shared) as cursor:
                 for operation in batch:
-                    cursor.execute("SAVEPOINT claim")
+                    if operation.savepoint:
+                        cursor.execute("SAVEPOINT claim")
                     try:
                         operation.result = operation.run(cursor)
                     except Exception as error:
-                        cursor.execute("ROLLBACK TO claim")
+                        if operation.savepoint:
+                            cursor.execute("ROLLBACK TO claim")
+                        elif _is_database_error(error):
+                            raise  # a statement may have half-run: the batch fails as a whole
                         operation.error = _unavailable(error) if _is_database_error(error) else error
-                    cursor.execute("RELEASE claim")
+                    if operation.savepoint:
+                        cursor.execute("RELEASE claim")
         except Exception as error:  # the commit (or the batch's bookkeeping) failed: nothing is stored
             failure = _unavailable(error)
             for operation in batch:
@@ -221,7 +228,9 @@ class IdempotencyStore:
         `Claim` for the outcomes. A pending claim of `owner` older than `stale_after` seconds is
         taken over (adopted) like another owner's."""
         try:
-            return self._run(lambda cursor: self._claim(cursor, route, keys, message_id, owner, stale_after))
+            # one key: its INSERT either stored it or did nothing, so a Conflict or _Busy has nothing to undo
+            return self._run(lambda cursor: self._claim(cursor, route, keys, message_id, owner, stale_after),
+                             savepoint=len(keys) > 1)
         except _Busy as busy:  # the transaction was rolled back: nothing of ours stays claimed
             return busy.claim
 
@@ -279,4 +288,4 @@ class IdempotencyStore:
         self._run(lambda cursor: cursor.execute(
             f"UPDATE {TABLE} SET {change} WHERE scope = {p} AND route = {p}"
             f" AND key IN ({marks}) AND message_id = {p}",
-            (self.scope, route, *[k.text for k in keys], message_id)))
+            (self.scope, route, *[k.text for k in keys], message_id)), savepoint=False)

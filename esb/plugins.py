@@ -88,6 +88,9 @@ class SourceContext:
     """For polled sources: store a raw payload that `submit` refused (InputError) in the route's
     dead-letter queue with its error, confirmed, so it can be replayed once fixed. Raises
     `esb.errors.Unavailable` when it could not be stored (then keep the input and try later)."""
+    submit_async: Callable[..., Any] | None = None
+    """`submit` up to the publish, returning an `esb.inbound.Storing` to await the confirms
+    with (`esb.push.answer_when_stored` uses it); None where the runtime gives none."""
     set_aside: Callable[[str], None] | None = None
     """For polled sources: count one input set aside (a file moved to an error folder, or one
     that could not even be moved); the argument is the reason (`refused`, `empty`, `unreadable`,

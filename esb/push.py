@@ -9,13 +9,19 @@ endpoints, a SOAP fault for the SOAP endpoint. Adapters use this module, never t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify, request
 
 from esb.errors import Unavailable
 from esb.plugins import Accepted, RawMessage, Submit
+
+DEFER = "esb.defer"
+"""The WSGI environ key of a server that can wait for an answer (`esb.http_server`): its value is
+`defer(deferred, answer)`; an app that calls it returns a placeholder response, and the server
+sends `answer()` once `deferred` (an `esb.inbound.Storing`) is done. See `answer_when_stored`."""
 
 RETRY_AFTER_SECONDS = 5
 """Seconds a caller is told to wait (`Retry-After`) before posting again when the bus cannot store."""
@@ -93,5 +99,43 @@ def store(submit: Submit, raw: RawMessage, *, idempotency_key: str | None, advic
             return submit(raw, idempotency_key=idempotency_key)
         return submit(raw, idempotency_key=idempotency_key, business_key=business_key)
     except Unavailable as error:
-        raise Refusal(503, "unavailable", f"the bus cannot store the message now{advice}: {error}",
-                      {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        raise unavailable(error, advice) from None
+
+
+def answer_when_stored(submit_async: Callable[..., Any], raw: RawMessage,
+                       answer: Callable[[Accepted], Response], *, idempotency_key: str | None,
+                       business_key: str | None = None) -> Response:
+    """`store`, answered with `answer(accepted)` once the broker confirmed, without holding the
+    request's thread meanwhile when the server can wait for it (`DEFER`): the
+    server sends the answer when the confirms are in, and the thread serves the next request.
+    `submit_async` is the source context's; `Unavailable`, before or after the publish, is a 503
+    answer. Input errors pass through, raised here, as `store` raises them."""
+    keys: dict[str, Any] = {"idempotency_key": idempotency_key}
+    if business_key is not None:
+        keys["business_key"] = business_key
+    try:
+        storing = submit_async(raw, **keys)
+    except Unavailable as error:
+        raise unavailable(error) from None
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def respond() -> Response:
+        with app.app_context():  # the deferred answer is made on the server's loop thread
+            try:
+                return answer(storing.finish())
+            except Unavailable as error:
+                return unavailable(error).json_response()
+
+    defer = request.environ.get(DEFER)
+    if defer is None:  # a server that cannot wait for us (Flask's test client): wait here
+        with suppress(Unavailable):
+            storing.wait()
+        return respond()
+    defer(storing, respond)
+    return Response(status=202)  # a placeholder: the server sends respond()'s answer instead
+
+
+def unavailable(error: Unavailable, advice: str = "") -> Refusal:
+    """The 503 of a message the bus cannot store now, with `Retry-After`."""
+    return Refusal(503, "unavailable", f"the bus cannot store the message now{advice}: {error}",
+                   {"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -161,7 +161,8 @@ class Runtime(Inbound):
                                      route.name)
         # a polled source dead-letters what it cannot submit: that failure is recorded there, once
         submit = partial(self.submit, route.name, record_rejection=not source.poll_interval)
-        context = SourceContext(route=route.name, submit=submit,
+        submit_async = partial(self.submit_async, route.name, record_rejection=not source.poll_interval)
+        context = SourceContext(route=route.name, submit=submit, submit_async=submit_async,
                                 add_url_rule=self.app.add_url_rule, data_dir=self.options.data_dir,
                                 credentials=self.options.credentials,
                                 dead_letter=partial(self.dead_letter, route.name),
