@@ -70,6 +70,10 @@ class Inbound:
         futures = self._publish_all(route_name, to_publish, adopted)
         return Storing(self, route_name, prepared, claims, to_publish, futures, started)
 
+    def stored(self, route_name: str, accepted: Accepted) -> None:
+        """Called once the messages of one input are stored (whether by `submit` or
+        `submit_async`): a hook for runtimes that watch what is accepted (the demo's)."""
+
     def resubmit(self, route_name: str, raw: RawMessage, **keys: Any) -> Accepted:
         """`submit` with the route's mapping file as it is now: replaying raw dead letters after the
         mapping was fixed needs no restart. A mapping that no longer loads is a `MappingError`."""
@@ -274,8 +278,10 @@ class Storing:
                      extra=message_fields(message_id=claim.message_id, correlation_id=envelope.correlation_id,
                                           route=self._route, outcome="accepted" if claim.publish
                                           else "duplicate"))
-        return Accepted(tuple(claim.message_id for claim in self._claims),
-                        duplicate=bool(self._prepared) and not self._published), None
+        accepted = Accepted(tuple(claim.message_id for claim in self._claims),
+                            duplicate=bool(self._prepared) and not self._published)
+        self._inbound.stored(self._route, accepted)
+        return accepted, None
 
 
 def modified_time(path: str) -> int | None:

@@ -32,12 +32,10 @@ class _DemoRuntime(Runtime):
             self.raw_dead_letters[route_name] += 1
         return message_id
 
-    def submit(self, route_name, raw, **keys):
-        accepted = super().submit(route_name, raw, **keys)
+    def stored(self, route_name, accepted):
         with self._accepted_lock:
             known = self.accepted[route_name]
             known.extend(i for i in accepted.message_ids if i not in known)
-        return accepted
 
 
 def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "",
