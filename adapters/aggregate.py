@@ -37,8 +37,11 @@ from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, re
 
 log = logging.getLogger("esb.aggregate")
 
-DEFAULT_KEY = "join('|', [payload.warehouse, payload.as_of])"
-"""The correlation key of a part: warehouse and cut-off time of an inventory snapshot."""
+DEFAULT_KEY = "join('|', [payload.warehouse, payload.cutoff || payload.as_of])"
+"""The correlation key of a part: warehouse and cut-off of an inventory snapshot. The cut-off is the
+snapshot's `cutoff` (the business day its mapping declares, e.g. the date of `as_of` in the
+warehouse's zone), so the ERP's book at 23:59:59 pairs with the WMS's file of 23:55; a snapshot
+without one pairs on its exact `as_of`."""
 
 DEFAULT_TIMEOUT = 3600.0
 """Seconds after a group's first part after which it is emitted (or dropped) incomplete."""
@@ -60,7 +63,8 @@ ENDPOINT_SCHEMA: dict[str, Any] = {
                  "description": "Name of the part this destination delivers (one of that route's parts)."},
         "key": {"type": "string", "minLength": 1, "default": DEFAULT_KEY, "x-esb-role": "sink",
                 "description": "JMESPath over the envelope giving the correlation key; the parts of one "
-                               "group have equal keys. Default: warehouse|as_of."},
+                               "group have equal keys. Default: warehouse|cutoff (the snapshot's "
+                               "business day), warehouse|as_of when it has no cutoff."},
         "parts": {"type": "array", "minItems": 1, "uniqueItems": True, "x-esb-role": "source",
                   "items": {"type": "string", "minLength": 1},
                   "description": "The parts a group needs to be complete."},

@@ -91,7 +91,9 @@ def reconcile(book: dict[str, Any], shelf: dict[str, Any],
     compared = len(keys)
     accuracy = (Decimal(compared - len(differing)) / Decimal(compared)).quantize(ACCURACY_PLACES) \
         if compared else Decimal(1)
+    cutoff = shelf.get("cutoff") or book.get("cutoff")
     return {"warehouse": shelf["warehouse"], "as_of": shelf.get("as_of") or book.get("as_of"),
+            **({"cutoff": cutoff} if cutoff else {}),
             "book_snapshot_id": book["snapshot_id"], "shelf_snapshot_id": shelf["snapshot_id"],
             "accuracy": accuracy, "compared_lines": compared, "tolerance": tolerance.as_dict(),
             "lines": differing}

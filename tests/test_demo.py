@@ -38,6 +38,12 @@ def assert_every_flow_delivered(out: str) -> None:
     assert "the ERP was asked for changes since: (the start), 2026-11-24T11:00:00+08:00" in out
     assert "dead letters: esb dlq list " in out
     assert re.search(r"POST /in/(demo-[0-9a-f]{6}-)?wms-adjustments-to-erp -> 422 ", out)
+    # book (23:59:59) and shelf (23:55) of one cut-off were reconciled: the discrepancy, its alerts
+    assert ("discrepancy found: WH1 cut-off 2026-11-30, book BOOK-1000-20261130 against shelf "
+            "STK-20261130-KS1: inventory accuracy 25.0 % (3 of 4 lines differ)") in out
+    assert "  - 67890: book 252.5 EA, shelf 250.5 EA (difference -2.0)" in out
+    assert "alert accuracy-floor (warning): WH1: inventory accuracy 25.0 % is below 98.0 %" in out
+    assert "alert big-difference (error): WH1: 2 lines differ by more than 10" in out
     assert f"{len(FLOWS)} of {len(FLOWS)} flows delivered what they should in" in out
 
 

@@ -39,6 +39,11 @@ FLOWS: tuple[Flow, ...] = (
          (("erp", "/inventory-snapshots"), ("file", "reconciliation")), delivered=4),
     Flow("erp-book-stock", "ERP SOAP GetBookStock (poll) -> inventory_snapshot -> reconciliation dir + "
          "aggregator", (("file", "reconciliation"),), delivered=2),
+    Flow("reconcile-stock", "book stock (erp-book-stock) and shelf stock (wms-stock-to-erp) of one warehouse "
+         "and cut-off -> inventory_discrepancy -> report dir + alert rules", (("file", "report"),),
+         delivered=2),
+    Flow("stock-alerts", "the alerts the rules fired (accuracy under the floor, a big difference) -> alert "
+         "-> alerts dir", (("file", "alerts"),), delivered=2),
     Flow("wms-adjustments-to-erp", "WMS adjustment (JSON, POST) -> inventory_adjustment -> ERP "
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",

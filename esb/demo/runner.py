@@ -81,6 +81,7 @@ class Demo:
         self.data_dir = base / "data"
         self.export_dir = base / "wms" / "out"
         self.reconciliation_dir = base / "reconciliation"
+        self.alerts_dir = base / "alerts"
         self.erp = SimulatedErp(check_auth=lambda h: h.get("Authorization") == f"Bearer {self._erp_token}",
                                 soap_user="esb", soap_password=self._soap_password)
         self.wms = Simulator("wms", check_auth=lambda h: h.get("X-Api-Key") == self._wms_api_key)
@@ -103,6 +104,7 @@ class Demo:
                    "ERP_SOAP_PASSWORD": self._soap_password,
                    "WMS_URL": self.wms.url, "WMS_API_KEY": self._wms_api_key,
                    "WMS_EXPORT_DIR": str(self.export_dir), "RECONCILIATION_DIR": str(self.reconciliation_dir),
+                   "ALERTS_DIR": str(self.alerts_dir),
                    "ESB_BROKER_URL": self.broker_url or ""}
         self.config = demo_config(self.routes_path, environ, self.prefix)
         options = RuntimeOptions(broker_url=self.broker_url, data_dir=self.data_dir, port=self.port,
@@ -209,6 +211,22 @@ class Demo:
     def received_files(self) -> list[Path]:
         """What the bus wrote into the reconciliation directory."""
         return sorted(self.reconciliation_dir.glob("*.json")) if self.reconciliation_dir.is_dir() else []
+
+    def discrepancies(self) -> list[dict]:
+        """The inventory discrepancies the reconciliation wrote into its report directory."""
+        return _documents(self.reconciliation_dir / "discrepancies")
+
+    def alerts(self) -> list[dict]:
+        """The alerts the alert rules fired, as the alerts route wrote them."""
+        return _documents(self.alerts_dir)
+
+
+def _documents(directory: Path) -> list[dict]:
+    import json
+
+    if not directory.is_dir():
+        return []
+    return [json.loads(path.read_bytes()) for path in sorted(directory.glob("*.json"))]
 
 
 def port_free(host: str, port: int) -> bool:
