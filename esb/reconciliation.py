@@ -8,6 +8,12 @@ shelf's bins are summed per item and lot. A key only one side has is compared wi
 shelf agree when `|shelf - book| <= absolute` or `<= relative * |book|` (default: exactly).
 `accuracy` is the share of compared keys that agree (1 when nothing was compared).
 Quantities stay `Decimal` throughout.
+
+The shelf side may be a `stock_count` instead of a whole snapshot (a cycle count): its counted
+quantities are the shelf stock, and only the keys it counted are compared (the book's other items
+are not "missing on the shelf", they were not counted). Against a book without bins, an item is
+compared summed over the bins counted: count every bin of an item, or its uncounted bins show as
+a difference.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ def reconcile(book: dict[str, Any], shelf: dict[str, Any],
     """The `inventory_discrepancy` payload of two `inventory_snapshot` payloads; raises ValueError
     when they are of different warehouses."""
     tolerance = tolerance or Tolerance()
+    count_number = shelf.get("count_number")
+    if count_number is not None:
+        shelf = counted_stock(shelf)
     if book.get("warehouse") != shelf.get("warehouse"):
         raise ValueError(f"book stock of {book.get('warehouse')} cannot be reconciled with shelf stock "
                          f"of {shelf.get('warehouse')}")
@@ -73,7 +82,7 @@ def reconcile(book: dict[str, Any], shelf: dict[str, Any],
     use_location = _has(book_lines, "location") and _has(shelf_lines, "location")
     book_totals = _totals(book_lines, use_lot, use_location)
     shelf_totals = _totals(shelf_lines, use_lot, use_location)
-    keys = book_totals.keys() | shelf_totals.keys()
+    keys = shelf_totals.keys() if count_number is not None else book_totals.keys() | shelf_totals.keys()
     zero = Decimal(0)
     disagreeing = [key for key in keys
                    if not tolerance.agrees(book_totals.get(key, zero), shelf_totals.get(key, zero))]
@@ -95,5 +104,17 @@ def reconcile(book: dict[str, Any], shelf: dict[str, Any],
     return {"warehouse": shelf["warehouse"], "as_of": shelf.get("as_of") or book.get("as_of"),
             **({"cutoff": cutoff} if cutoff else {}),
             "book_snapshot_id": book["snapshot_id"], "shelf_snapshot_id": shelf["snapshot_id"],
+            **({"stock_count_number": count_number} if count_number is not None else {}),
             "accuracy": accuracy, "compared_lines": compared, "tolerance": tolerance.as_dict(),
             "lines": differing}
+
+
+def counted_stock(count: dict[str, Any]) -> dict[str, Any]:
+    """A `stock_count` as the shelf snapshot of what it counted (its counted quantities)."""
+    lines = []
+    for line in count.get("lines") or []:
+        stock = {"sku": line["sku"], "quantity": line["counted_quantity"], "uom": line["uom"]}
+        stock.update({key: line[key] for key in ("lot", "location") if line.get(key) not in (None, "")})
+        lines.append(stock)
+    return {"snapshot_id": count["count_number"], "warehouse": count.get("warehouse"),
+            "as_of": count.get("counted_at"), "cutoff": count.get("cutoff"), "lines": lines}

@@ -44,6 +44,10 @@ def assert_every_flow_delivered(out: str) -> None:
     assert "  - 67890: book 252.5 EA, shelf 250.5 EA (difference -2.0)" in out
     assert "alert accuracy-floor (warning): WH1: inventory accuracy 25.0 % is below 98.0 %" in out
     assert "alert big-difference (error): WH1: 2 lines differ by more than 10" in out
+    # the day's cycle count against the same book, for the counted items only
+    assert ("discrepancy found: WH1 cut-off 2026-11-30, book BOOK-1000-20261130 against stock count "
+            "CC-2026-11-0007: inventory accuracy 33.3 % (2 of 3 lines differ)") in out
+    assert "alert count-accuracy-floor (warning)" in out
     assert f"{len(FLOWS)} of {len(FLOWS)} flows delivered what they should in" in out
 
 

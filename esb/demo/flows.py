@@ -38,14 +38,16 @@ FLOWS: tuple[Flow, ...] = (
          "/inventory-snapshots + reconciliation dir + aggregator + alert rules",
          (("erp", "/inventory-snapshots"), ("file", "reconciliation")), delivered=4),
     Flow("erp-book-stock", "ERP SOAP GetBookStock (poll) -> inventory_snapshot -> reconciliation dir + "
-         "aggregator", (("file", "reconciliation"),), delivered=2),
+         "aggregator (snapshots and counts)", (("file", "reconciliation"),), delivered=3),
     Flow("reconcile-stock", "book stock (erp-book-stock) and shelf stock (wms-stock-to-erp) of one warehouse "
          "and cut-off -> inventory_discrepancy -> report dir + alert rules", (("file", "report"),),
          delivered=2),
+    Flow("reconcile-counts", "a cycle count (wms-counts-to-erp) against the book stock of its day -> "
+         "inventory_discrepancy -> report dir + alert rules", (("file", "report"),), delivered=2),
     Flow("stock-alerts", "the alerts the rules fired (accuracy under the floor, a big difference) -> alert "
-         "-> alerts dir", (("file", "alerts"),), delivered=2),
+         "-> alerts dir", (("file", "alerts"),), delivered=4),
     Flow("wms-adjustments-to-erp", "WMS adjustment (JSON, POST) -> inventory_adjustment -> ERP "
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",
-         (("erp", "/physical-inventory-counts"),), delivered=1),
+         (("erp", "/physical-inventory-counts"),), delivered=2),
 )

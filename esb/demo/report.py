@@ -59,8 +59,10 @@ def book_versus_shelf(demo: Demo) -> list[str]:
     for found in demo.discrepancies():
         accuracy = Decimal(str(found["accuracy"])) * 100
         compared, cutoff = found.get("compared_lines", "?"), found.get("cutoff") or found["as_of"]
+        shelf = "stock count" if found.get("stock_count_number") else "shelf"
         lines.append(f"discrepancy found: {found['warehouse']} cut-off {cutoff}, "
-                     f"book {found['book_snapshot_id']} against shelf {found['shelf_snapshot_id']}: "
+                     f"book {found['book_snapshot_id']} against "
+                     f"{shelf} {found['shelf_snapshot_id']}: "
                      f"inventory accuracy {accuracy:.1f} % ({len(found['lines'])} of {compared} lines "
                      "differ)")
         for line in found["lines"][:EVIDENCE]:
