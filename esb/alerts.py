@@ -208,7 +208,8 @@ class AlertOutbox:
 
 def link_problems(routes: list[Any]) -> list[tuple[tuple, str]]:
     """(path, sentence) for every `alert: {into}` destination, and every aggregate source's
-    `alert_into`, that names no route with `from: {alerts: ...}`."""
+    `alert_into`, that names no route with `from: {alerts: ...}`, and every route a time rule of
+    an alerts source watches (`routes:`) that is not in the file."""
     from esb.problems import did_you_mean
 
     sending = [str(block.get("name")) for block in routes if isinstance(block, dict)
@@ -220,10 +221,19 @@ def link_problems(routes: list[Any]) -> list[tuple[tuple, str]]:
             problems.append((path, f'no route "{into}" sends alerts (from: {{alerts: {{}}}})'
                                    f"{did_you_mean(into, sending)}"))
 
+    names = [str(block.get("name")) for block in routes if isinstance(block, dict)]
     for index, block in enumerate(routes):
         if not isinstance(block, dict):
             continue
         source = block.get("from")
+        rules = source["alerts"].get("rules") if isinstance(source, dict) and isinstance(
+            source.get("alerts"), dict) else None
+        for position, rule in enumerate(rules if isinstance(rules, list) else []):
+            watched = rule.get("routes") if isinstance(rule, dict) else None
+            for at, name in enumerate(watched if isinstance(watched, list) else []):
+                if isinstance(name, str) and name not in names:
+                    problems.append((("routes", index, "from", "alerts", "rules", position, "routes", at),
+                                     f'no route "{name}" in this file{did_you_mean(name, names)}'))
         if isinstance(source, dict) and isinstance(source.get("aggregate"), dict):
             check(("routes", index, "from", "aggregate", "alert_into"), source["aggregate"].get("alert_into"))
         targets = block.get("to") if isinstance(block.get("to"), list) else []

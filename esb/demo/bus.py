@@ -53,6 +53,10 @@ def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "") ->
                 options["min_age"] = 0  # the simulated WMS renames a finished file into place
             source = dataclasses.replace(source, options=options)
         source = _renamed_links(source, "alert_into", prefix)
+        if prefix and source.adapter == "alerts" and source.options.get("rules"):
+            rules = [{**rule, "routes": [prefix + name for name in rule["routes"]]} if rule.get("routes")
+                     else rule for rule in source.options["rules"]]
+            source = dataclasses.replace(source, options={**source.options, "rules": rules})
         destinations = tuple(dataclasses.replace(d, endpoint=_renamed_links(d.endpoint, "into", prefix))
                              for d in route.destinations)
         routes.append(dataclasses.replace(route, name=prefix + route.name, source=source,

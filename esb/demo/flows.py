@@ -44,8 +44,8 @@ FLOWS: tuple[Flow, ...] = (
          delivered=2),
     Flow("reconcile-counts", "a cycle count (wms-counts-to-erp) against the book stock of its day -> "
          "inventory_discrepancy -> report dir + alert rules", (("file", "report"),), delivered=2),
-    Flow("stock-alerts", "the alerts the rules fired (accuracy under the floor, a big difference) -> alert "
-         "-> alerts dir", (("file", "alerts"),), delivered=4),
+    Flow("stock-alerts", "the alerts the rules fired (accuracy under the floor, a big difference, dead "
+         "letters growing) -> alert -> alerts dir", (("file", "alerts"),), delivered=6),
     Flow("wms-adjustments-to-erp", "WMS adjustment (JSON, POST) -> inventory_adjustment -> ERP "
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",
