@@ -207,3 +207,51 @@ class DocumentLedger:
             "AND (s.warehouse = o.warehouse OR s.warehouse IS NULL OR o.warehouse IS NULL)) "
             f"ORDER BY o.received_at LIMIT {int(limit)}", (released_before,))
         return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+    def order_shipments(self, since: float, warehouse: str | None = None) -> list[dict[str, Any]]:
+        """Each `shipment_confirmation` received since `since` with the `shipment_order` it answers
+        (same order number and warehouse; the first release when the order came several times):
+        {warehouse, order_number, shipment_number, released_at, shipped_at, lead_seconds}."""
+        p = self._database.placeholder
+        extra, parameters = ("AND s.warehouse = " + p, (since, warehouse)) if warehouse else ("", (since,))
+        rows = self._select(
+            "SELECT s.warehouse, s.order_number, s.document_number, MIN(o.received_at), "
+            "COALESCE(s.occurred_at, s.received_at) FROM esb_document s JOIN esb_document o "
+            "ON o.type = 'shipment_order' AND o.order_number = s.order_number "
+            "AND (o.warehouse = s.warehouse OR o.warehouse IS NULL OR s.warehouse IS NULL) "
+            f"WHERE s.type = 'shipment_confirmation' AND s.received_at >= {p} {extra} "
+            "GROUP BY s.message_id, s.warehouse, s.order_number, s.document_number, s.occurred_at, "
+            "s.received_at ORDER BY 5", parameters)
+        return [{"warehouse": row[0], "order_number": row[1], "shipment_number": row[2],
+                 "released_at": row[3], "shipped_at": row[4], "lead_seconds": row[4] - row[3]}
+                for row in rows]
+
+    def receipt_postings(self, since: float, warehouse: str | None = None) -> list[dict[str, Any]]:
+        """Each `goods_receipt` received since `since` and posted to its target: {warehouse,
+        receipt_number, purchase_order_number, received_at (the WMS's receipt time), posted_at,
+        lead_seconds}."""
+        rows = [row for row in self.documents(type="goods_receipt", since=since, warehouse=warehouse)
+                if row["posted_at"] is not None]
+        postings = []
+        for row in rows:
+            received = row["occurred_at"] or row["received_at"]
+            postings.append({"warehouse": row["warehouse"], "receipt_number": row["document_number"],
+                             "purchase_order_number": row["order_number"], "received_at": received,
+                             "posted_at": row["posted_at"], "lead_seconds": row["posted_at"] - received})
+        return postings
+
+    def documents_per_day(self, since: float, warehouse: str | None = None) -> list[dict[str, Any]]:
+        """{day (UTC), route, type, warehouse, documents} of the documents received since `since`,
+        counted by the database (integer division of the epoch: the same on SQLite and PostgreSQL)."""
+        from datetime import UTC, datetime
+
+        p = self._database.placeholder
+        extra, parameters = ("AND warehouse = " + p, (since, warehouse)) if warehouse else ("", (since,))
+        rows = self._select(
+            "SELECT CAST(received_at AS BIGINT) / 86400 AS day, route, type, COALESCE(warehouse, ''), "
+            "COUNT(*) "
+            f"FROM esb_document WHERE received_at >= {p} {extra} "
+            "GROUP BY day, route, type, COALESCE(warehouse, '') ORDER BY day, route, type, 4", parameters)
+        return [{"day": datetime.fromtimestamp(int(day) * 86400, UTC).date().isoformat(), "route": route,
+                 "type": kind, "warehouse": house, "documents": int(count)}
+                for day, route, kind, house, count in rows]
