@@ -89,7 +89,12 @@ ENDPOINT_SCHEMA: dict[str, Any] = {
                           "book": {"type": "string", "default": "book",
                                    "description": "The part holding the ERP's book stock snapshot."},
                           "shelf": {"type": "string", "default": "shelf",
-                                    "description": "The part holding the WMS's shelf stock snapshot."},
+                                    "description": "The part holding the WMS's shelf stock snapshot (or a "
+                                                   "stock count: only what it counted is compared)."},
+                          "base_units": {"type": "boolean", "default": True,
+                                         "description": "Compare each line in its item's base unit, with the "
+                                                        "factors item_units destinations keep (a unit "
+                                                        "without one is compared as it is)."},
                           "tolerance": {
                               "type": "object", "additionalProperties": False,
                               "description": "Book and shelf agree when the difference is within either "
@@ -148,6 +153,7 @@ class AggregateSource(Source):
         self.alert_into = options.get("alert_into")
         self.outbox = None
         self.history = None  # inventory accuracy over time (esb.accuracy), when reconciling
+        self.units = None  # the items' units (esb.units), when reconciling in base units
         self.store: AggregationStore | None = None
         self.context: SourceContext | None = None
 
@@ -157,6 +163,10 @@ class AggregateSource(Source):
             from esb.accuracy import AccuracyHistory
 
             self.history = AccuracyHistory(target)
+            if self.reconcile.get("base_units", True):
+                from esb.units import ItemUnits
+
+                self.units = ItemUnits(target)
         if self.alert_into:
             from esb.alerts import AlertOutbox
 
@@ -232,7 +242,8 @@ class AggregateSource(Source):
 
             options = self.reconcile
             book, shelf = group.parts[options.get("book", "book")], group.parts[options.get("shelf", "shelf")]
-            return reconcile(book, shelf, Tolerance.from_options(options.get("tolerance")))
+            units = self.units.conversions() if self.units is not None else None
+            return reconcile(book, shelf, Tolerance.from_options(options.get("tolerance")), units)
         if not group.complete and self.on_timeout == "drop":
             return None
         return {"key": group.key, "complete": group.complete, "missing": list(group.missing),

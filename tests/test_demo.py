@@ -42,15 +42,18 @@ def assert_every_flow_delivered(out: str) -> None:
     assert "dead letters: esb dlq list " in out
     assert re.search(r"POST /in/(demo-[0-9a-f]{6}-)?wms-adjustments-to-erp -> 422 ", out)
     # book (23:59:59) and shelf (23:55) of one cut-off were reconciled: the discrepancy, its alerts
+    # (in base units: the WMS's 132 cartons of 12345 are the ERP's 1584 pieces, the item master says)
     assert ("discrepancy found: WH1 cut-off 2026-11-30, book BOOK-1000-20261130 against shelf "
-            "STK-20261130-KS1: inventory accuracy 25.0 % (3 of 4 lines differ)") in out
+            "STK-20261130-KS1: inventory accuracy 66.7 % (1 of 3 lines differ)") in out
     assert "  - 67890: book 252.5 EA, shelf 250.5 EA (difference -2.0)" in out
-    assert "alert accuracy-floor (warning): WH1: inventory accuracy 25.0 % is below 98.0 %" in out
-    assert "alert big-difference (error): WH1: 2 lines differ by more than 10" in out
+    assert "alert accuracy-floor (warning): WH1: inventory accuracy 66.7 % is below 98.0 %" in out
+    assert "alert big-difference" not in out  # 2 pieces: within the rule's 10
     # the day's cycle count against the same book, for the counted items only
     assert ("discrepancy found: WH1 cut-off 2026-11-30, book BOOK-1000-20261130 against stock count "
             "CC-2026-11-0007: inventory accuracy 33.3 % (2 of 3 lines differ)") in out
+    assert "  - 12345/L2611-07: book 1584 EA, shelf 1560 EA (difference -24)" in out  # 130 cartons counted
     assert "alert count-accuracy-floor (warning)" in out
+    assert "alert count-big-difference (error): WH1: 1 lines differ by more than 10" in out
     # the time rules: the two flows that dead-lettered bad input grew a dead-letter queue
     assert "alert dead-letters-growing (error): bus: dead letters growing in " in out
     assert "wms-receipts-to-erp (inbound): 1" in out

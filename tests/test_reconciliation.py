@@ -119,3 +119,22 @@ def test_a_count_against_a_book_without_bins_compares_the_item_summed_over_its_c
     result = reconcile(book, counted)
 
     assert (result["lines"], result["accuracy"]) == ([], Decimal(1))
+
+
+def test_lines_are_compared_in_the_items_base_unit_with_the_factors_the_item_master_gave(tmp_path):
+    from esb.units import ItemUnits
+
+    units = ItemUnits(tmp_path / "state.sqlite")
+    units.record({"sku": "A", "base_uom": "EA", "uom_conversions": [{"uom": "CT", "factor": 12},
+                                                                    {"uom": "PX", "factor": 720}]})
+    book = snapshot("erp", [line("A", 1584), line("B", 3)])
+    shelf = snapshot("wms", [{**line("A", 130), "uom": "CT"}, line("A", 3), {**line("B", 1), "uom": "CT"}])
+
+    result = reconcile(book, shelf, units=units.conversions())
+
+    # A: 130 cartons + 3 pieces = 1563 pieces; B has no factor for CT: compared as it is
+    assert [(r["sku"], r["uom"], r["book_quantity"], r["shelf_quantity"]) for r in result["lines"]] == [
+        ("A", "EA", Decimal(1584), Decimal(1563)), ("B", "CT", Decimal(0), Decimal(1)),
+        ("B", "EA", Decimal(3), Decimal(0))]
+    units.record({"sku": "A", "base_uom": "EA", "uom_conversions": []})  # the item changed: no cartons
+    assert ("A", "CT") not in units.conversions()

@@ -19,8 +19,8 @@ class Flow:
 
 
 FLOWS: tuple[Flow, ...] = (
-    Flow("erp-items-to-wms", "ERP MATMAS05 IDoc (XML, POST) -> item -> WMS PUT /items/{code}",
-         (("wms", "/items"),), delivered=2),
+    Flow("erp-items-to-wms", "ERP MATMAS05 IDoc (XML, POST) -> item -> WMS PUT /items/{code} + the item "
+         "units the reconciliation converts with", (("wms", "/items"),), delivered=4),
     Flow("erp-po-to-wms", "ERP ORDERS05 IDoc (XML, POST) -> purchase_order -> WMS /inbound-orders",
          (("wms", "/inbound-orders"),), delivered=1),
     Flow("erp-po-changes-to-wms", "ERP SOAP GetPurchaseOrderChanges (poll, watermark) -> purchase_order "
@@ -45,7 +45,7 @@ FLOWS: tuple[Flow, ...] = (
     Flow("reconcile-counts", "a cycle count (wms-counts-to-erp) against the book stock of its day -> "
          "inventory_discrepancy -> report dir + alert rules", (("file", "report"),), delivered=2),
     Flow("stock-alerts", "the alerts the rules fired (accuracy under the floor, a big difference, dead "
-         "letters growing) -> alert -> alerts dir", (("file", "alerts"),), delivered=6),
+         "letters growing) -> alert -> alerts dir", (("file", "alerts"),), delivered=5),
     Flow("wms-adjustments-to-erp", "WMS adjustment (JSON, POST) -> inventory_adjustment -> ERP "
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",

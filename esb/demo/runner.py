@@ -116,8 +116,17 @@ class Demo:
             self.stop()
             raise
         self.traffic = Traffic(root=self.root, bus_url=self.bus_url, route=self.route, keys=self.keys,
-                               export_dir=self.export_dir, erp=self.erp)
+                               export_dir=self.export_dir, erp=self.erp,
+                               items_known=self._wait_for_item_units)
         return self
+
+    def _wait_for_item_units(self, timeout: float = 10.0) -> None:
+        """Until the bus keeps the units of the day's items (the reconciliation converts with them)."""
+        from esb.units import ItemUnits
+
+        units, deadline = ItemUnits(self.runtime.state_target), time.monotonic() + timeout
+        while ("12345", "CT") not in units.conversions() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _credentials(self) -> Credentials:
         """A sender key for each system, allowed on the routes it sends to; an admin key."""
