@@ -199,7 +199,8 @@ register(AdapterSpec(
                                     "those its own time rules fire.",
                      "properties": {
                          "poll": ENDPOINT_SCHEMA["properties"]["poll"],
-                         "rules": {"type": "array", "minItems": 1, "items": _WATCH_RULE_SCHEMA,
+                         "rules": {"type": ["array", "null"], "minItems": 1, "items": _WATCH_RULE_SCHEMA,
+                                   "default": None,
                                    "description": "Rules about time, checked on every poll: a route "
                                                   "without success, a dead-letter queue growing, an "
                                                   "order not shipped."},
