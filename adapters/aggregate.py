@@ -37,8 +37,11 @@ from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, re
 
 log = logging.getLogger("esb.aggregate")
 
-DEFAULT_KEY = "join('|', [payload.warehouse, payload.as_of])"
-"""The correlation key of a part: warehouse and cut-off time of an inventory snapshot."""
+DEFAULT_KEY = "join('|', [payload.warehouse, payload.cutoff || payload.as_of])"
+"""The correlation key of a part: warehouse and cut-off of an inventory snapshot. The cut-off is the
+snapshot's `cutoff` (the business day its mapping declares, e.g. the date of `as_of` in the
+warehouse's zone), so the ERP's book at 23:59:59 pairs with the WMS's file of 23:55; a snapshot
+without one pairs on its exact `as_of`."""
 
 DEFAULT_TIMEOUT = 3600.0
 """Seconds after a group's first part after which it is emitted (or dropped) incomplete."""
@@ -60,7 +63,8 @@ ENDPOINT_SCHEMA: dict[str, Any] = {
                  "description": "Name of the part this destination delivers (one of that route's parts)."},
         "key": {"type": "string", "minLength": 1, "default": DEFAULT_KEY, "x-esb-role": "sink",
                 "description": "JMESPath over the envelope giving the correlation key; the parts of one "
-                               "group have equal keys. Default: warehouse|as_of."},
+                               "group have equal keys. Default: warehouse|cutoff (the snapshot's "
+                               "business day), warehouse|as_of when it has no cutoff."},
         "parts": {"type": "array", "minItems": 1, "uniqueItems": True, "x-esb-role": "source",
                   "items": {"type": "string", "minLength": 1},
                   "description": "The parts a group needs to be complete."},
@@ -85,7 +89,12 @@ ENDPOINT_SCHEMA: dict[str, Any] = {
                           "book": {"type": "string", "default": "book",
                                    "description": "The part holding the ERP's book stock snapshot."},
                           "shelf": {"type": "string", "default": "shelf",
-                                    "description": "The part holding the WMS's shelf stock snapshot."},
+                                    "description": "The part holding the WMS's shelf stock snapshot (or a "
+                                                   "stock count: only what it counted is compared)."},
+                          "base_units": {"type": "boolean", "default": True,
+                                         "description": "Compare each line in its item's base unit, with the "
+                                                        "factors item_units destinations keep (a unit "
+                                                        "without one is compared as it is)."},
                           "tolerance": {
                               "type": "object", "additionalProperties": False,
                               "description": "Book and shelf agree when the difference is within either "
@@ -144,6 +153,7 @@ class AggregateSource(Source):
         self.alert_into = options.get("alert_into")
         self.outbox = None
         self.history = None  # inventory accuracy over time (esb.accuracy), when reconciling
+        self.units = None  # the items' units (esb.units), when reconciling in base units
         self.store: AggregationStore | None = None
         self.context: SourceContext | None = None
 
@@ -153,6 +163,10 @@ class AggregateSource(Source):
             from esb.accuracy import AccuracyHistory
 
             self.history = AccuracyHistory(target)
+            if self.reconcile.get("base_units", True):
+                from esb.units import ItemUnits
+
+                self.units = ItemUnits(target)
         if self.alert_into:
             from esb.alerts import AlertOutbox
 
@@ -228,7 +242,8 @@ class AggregateSource(Source):
 
             options = self.reconcile
             book, shelf = group.parts[options.get("book", "book")], group.parts[options.get("shelf", "shelf")]
-            return reconcile(book, shelf, Tolerance.from_options(options.get("tolerance")))
+            units = self.units.conversions() if self.units is not None else None
+            return reconcile(book, shelf, Tolerance.from_options(options.get("tolerance")), units)
         if not group.complete and self.on_timeout == "drop":
             return None
         return {"key": group.key, "complete": group.complete, "missing": list(group.missing),

@@ -1,7 +1,8 @@
 """Alert rules as a pair of endpoints: `to: {alert: {into, rules}}` checks each message of a route
 against its rules and queues what fires (de-duplicated, `esb.alerts.AlertOutbox`); the route
-`into` names, `from: {alerts: {}}`, sends each queued alert as an `alert` message to its
-destinations (a webhook, a file, the ERP...).
+`into` names, `from: {alerts: {rules: [...]}}`, checks its own rules about time on every poll
+(`esb.watch`: a route without success, a dead-letter queue growing, an order not shipped) and
+sends each queued alert as an `alert` message to its destinations (a webhook, a file, the ERP...).
 
     to:
       - alert:
@@ -13,15 +14,19 @@ destinations (a webhook, a file, the ERP...).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
 from esb import jsonfmt
 from esb.alerts import DEFAULT_REPEAT_AFTER, RULE_KINDS, AlertOutbox, evaluate
-from esb.durations import duration_option
+from esb.durations import DURATION_PATTERN, duration_option, parse_duration
 from esb.errors import InputError, Retryable, Unavailable
 from esb.plugins import AdapterSpec, RawMessage, Sink, Source, SourceContext, register
+from esb.watch import WATCH_KINDS, BusView, Watch
+
+log = logging.getLogger("esb.alerts")
 
 DEFAULT_POLL = 10.0
 """Seconds between two looks for alerts to send."""
@@ -49,6 +54,38 @@ _RULE_SCHEMA: dict[str, Any] = {
     },
     "oneOf": [{"required": [kind]} for kind in RULE_KINDS],
     "x-esb-expected": "a rule with a name and exactly one of " + ", ".join(RULE_KINDS),
+}
+
+def _duration_rule(description: str) -> dict:
+    return {"type": ["number", "string"], "minimum": 0, "pattern": DURATION_PATTERN,
+            "description": description}
+
+
+_ROUTES = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "minLength": 1},
+           "description": "The routes watched (names in this file); default every route."}
+
+_WATCH_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "description": "A rule about time, checked on every poll (esb.watch): its name, severity, and exactly "
+                   "one of its kinds.",
+    "properties": {
+        "name": _RULE_SCHEMA["properties"]["name"],
+        "severity": _RULE_SCHEMA["properties"]["severity"],
+        "no_success_for": _duration_rule("Fires when a route delivered nothing for this long (seconds or a "
+                                         "duration, e.g. 30m)."),
+        "dead_letters_growing": _duration_rule("Fires when a dead-letter queue holds more messages than it "
+                                               "held this long ago (e.g. 15m)."),
+        "not_shipped_within": _duration_rule("Fires when a sales order (shipment_order) released this "
+                                             "long ago has no shipment_confirmation of its order number "
+                                             "(e.g. 24h)."),
+        "routes": _ROUTES,
+        "warehouse": {"type": "string", "minLength": 1,
+                      "description": "not_shipped_within: only the orders of this warehouse."},
+    },
+    "oneOf": [{"required": [kind]} for kind in WATCH_KINDS],
+    "x-esb-expected": "a rule with a name and exactly one of " + ", ".join(WATCH_KINDS),
 }
 
 ENDPOINT_SCHEMA: dict[str, Any] = {
@@ -94,14 +131,37 @@ class AlertSink(Sink):
 
 
 class AlertSource(Source):
+    """Sends the alerts queued for its route; with `rules`, first checks its time rules (esb.watch)."""
+
     def __init__(self, endpoint: Any, route_name: str):
         self.route = route_name
         self.poll_interval = float(endpoint.options.get("poll") or DEFAULT_POLL)
+        self.repeat_after = float(endpoint.options.get("repeat_after") or DEFAULT_REPEAT_AFTER)
+        self.rules = [{**rule, **{kind: parse_duration(rule[kind]) for kind in WATCH_KINDS if kind in rule}}
+                      for rule in endpoint.options.get("rules") or []]
         self.outbox: AlertOutbox | None = None
+        self.watch: Watch | None = None
+        self.view: BusView | None = None
         self.context: SourceContext | None = None
 
     def bind_state(self, target: str | Path) -> None:
         self.outbox = AlertOutbox(target)
+        if self.rules:
+            self.watch = Watch(target, self.rules)
+
+    def bind_bus(self, view: BusView) -> None:
+        """The runtime says what the time rules may read of the bus."""
+        self.view = view
+
+    def check_rules(self) -> None:
+        """Queue what the time rules fire now (the outbox drops what already fired)."""
+        if self.watch is None or self.view is None or self.outbox is None:
+            return
+        try:
+            for fired in self.watch.check(self.view):
+                self.outbox.put(self.route, fired, repeat_after=self.repeat_after)
+        except Exception as error:  # a broker or database that does not answer: the next poll tries again
+            log.warning("alert rules of %s not checked: %s: %s", self.route, type(error).__name__, error)
 
     def start(self, context: SourceContext) -> None:
         self.context = context
@@ -109,6 +169,7 @@ class AlertSource(Source):
     def poll(self) -> None:
         if self.outbox is None or self.context is None:
             return
+        self.check_rules()
         for fingerprint, firings, payload in self.outbox.pending(self.route):
             raw = RawMessage(body=jsonfmt.dump_bytes(payload), content_type="application/json")
             message_id = str(uuid.uuid5(_ALERT_IDS, f"{self.route}\n{fingerprint}\n{firings}"))
@@ -134,7 +195,17 @@ register(AdapterSpec(
     name="alerts",
     summary="The alerts queued by alert rules (to: {alert: ...}), sent as alert messages",
     endpoint_schema={"type": "object", "additionalProperties": False,
-                     "description": "Sends the alerts the `alert` destinations queued for this route.",
-                     "properties": {"poll": ENDPOINT_SCHEMA["properties"]["poll"]}},
+                     "description": "Sends the alerts the `alert` destinations queued for this route, and "
+                                    "those its own time rules fire.",
+                     "properties": {
+                         "poll": ENDPOINT_SCHEMA["properties"]["poll"],
+                         "rules": {"type": ["array", "null"], "minItems": 1, "items": _WATCH_RULE_SCHEMA,
+                                   "default": None,
+                                   "description": "Rules about time, checked on every poll: a route "
+                                                  "without success, a dead-letter queue growing, an "
+                                                  "order not shipped."},
+                         "repeat_after": duration_option("A time rule's alert about the same thing fires "
+                                                         "again only after this long, default 1 d.",
+                                                         DEFAULT_REPEAT_AFTER)}},
     source_factory=lambda endpoint, system, route_name: AlertSource(endpoint, route_name),
 ))

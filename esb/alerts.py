@@ -199,6 +199,18 @@ class AlertOutbox:
             rows = cursor.fetchall()
         return [(fingerprint, firings, jsonfmt.loads(body)) for fingerprint, firings, body in rows]
 
+    def recent(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Alerts of every outbox fired since `since` (epoch), newest first: the alert payload plus
+        `outbox` (the alerts route), `fired_at`, `firings` and `state` (pending or sent)."""
+        p = self._database.placeholder
+        with closing(self._database.connect()) as connection:
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT outbox, body, state, fired_at, firings FROM esb_alert "
+                           f"WHERE fired_at >= {p} ORDER BY fired_at DESC LIMIT {int(limit)}", (since,))
+            rows = cursor.fetchall()
+        return [{**jsonfmt.loads(body), "outbox": outbox, "state": state, "fired_at": fired_at,
+                 "firings": firings} for outbox, body, state, fired_at, firings in rows]
+
     def sent(self, outbox: str, fingerprint: str, firings: int) -> None:
         p = self._database.placeholder
         with closing(self._database.connect()) as connection, transaction(connection) as cursor:
@@ -208,7 +220,8 @@ class AlertOutbox:
 
 def link_problems(routes: list[Any]) -> list[tuple[tuple, str]]:
     """(path, sentence) for every `alert: {into}` destination, and every aggregate source's
-    `alert_into`, that names no route with `from: {alerts: ...}`."""
+    `alert_into`, that names no route with `from: {alerts: ...}`, and every route a time rule of
+    an alerts source watches (`routes:`) that is not in the file."""
     from esb.problems import did_you_mean
 
     sending = [str(block.get("name")) for block in routes if isinstance(block, dict)
@@ -220,10 +233,19 @@ def link_problems(routes: list[Any]) -> list[tuple[tuple, str]]:
             problems.append((path, f'no route "{into}" sends alerts (from: {{alerts: {{}}}})'
                                    f"{did_you_mean(into, sending)}"))
 
+    names = [str(block.get("name")) for block in routes if isinstance(block, dict)]
     for index, block in enumerate(routes):
         if not isinstance(block, dict):
             continue
         source = block.get("from")
+        rules = source["alerts"].get("rules") if isinstance(source, dict) and isinstance(
+            source.get("alerts"), dict) else None
+        for position, rule in enumerate(rules if isinstance(rules, list) else []):
+            watched = rule.get("routes") if isinstance(rule, dict) else None
+            for at, name in enumerate(watched if isinstance(watched, list) else []):
+                if isinstance(name, str) and name not in names:
+                    problems.append((("routes", index, "from", "alerts", "rules", position, "routes", at),
+                                     f'no route "{name}" in this file{did_you_mean(name, names)}'))
         if isinstance(source, dict) and isinstance(source.get("aggregate"), dict):
             check(("routes", index, "from", "aggregate", "alert_into"), source["aggregate"].get("alert_into"))
         targets = block.get("to") if isinstance(block.get("to"), list) else []

@@ -208,6 +208,15 @@ class Journal:
             newest.setdefault(route, {"destination": destination, "step": step, "detail": detail, "at": at})
         return newest
 
+    def message_ids(self, route: str, step: str, since: float, limit: int = 20) -> list[str]:
+        """Ids of the messages that went through `step` on `route` since `since` (epoch), newest first."""
+        p = self._placeholder
+        sql = (f"SELECT message_id FROM esb_trace WHERE route = {p} AND step = {p} AND at_epoch >= {p}"
+               f" ORDER BY at_epoch DESC LIMIT {int(limit)}")
+        with closing(self._connect()) as connection:
+            rows = connection.cursor().execute(sql, (route, step, since)).fetchall()
+        return list(dict.fromkeys(row[0] for row in rows))
+
     def activity(self, window: float = 3600.0, bucket: float = 60.0) -> dict[str, Any]:
         """Deliveries and errors (rejected, retried, dead-lettered) of the last `window` seconds in
         buckets of `bucket` seconds, oldest first: {"since", "bucket_seconds", "delivered": [n...],

@@ -32,7 +32,7 @@ from esb.errors import NotFound, Unavailable
 from esb.problems import unknown
 
 BUILTIN_MODULES = ("adapters.rest", "adapters.soap", "adapters.flatfile", "adapters.table", "adapters.as2",
-                   "adapters.sftp", "adapters.aggregate", "adapters.alerts")
+                   "adapters.sftp", "adapters.aggregate", "adapters.alerts", "adapters.units")
 ENTRY_POINT_GROUP = "esb.adapters"
 
 DEFAULT_TIMEOUT = 30.0

@@ -74,6 +74,11 @@ class Runtime(Inbound):
         options.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.journal or options.data_dir / JOURNAL_FILE_NAME)
         self._journal_events = JournalEvents(self.journal)
+        from esb.aggregator import state_target
+        from esb.ledger import DocumentLedger
+
+        self.state_target = state_target(options.data_dir, options.journal)
+        self.ledger = DocumentLedger(self.state_target)  # documents per flow, lead times (esb.ledger)
         self.owner = uuid.uuid4().hex  # this process's name on the idempotency keys it claims
         transport_options = {"queue_type": config.settings.get("queue_type"), "data_dir": options.data_dir,
                              "prefetch": config.settings.get("prefetch", DEFAULT_PREFETCH),
@@ -131,6 +136,7 @@ class Runtime(Inbound):
         def deliver(envelope, delivery: Delivery) -> None:
             sink, outbound, content_type = self._outbound[key]  # looked up per message: see reload()
             target_id = sink.deliver(envelope, outbound.render(envelope), content_type)
+            self.ledger.delivered(envelope, route.name, destination.endpoint.adapter)
             if target_id:
                 self._journal_events.answered(delivery, str(target_id))
             if log.isEnabledFor(logging.DEBUG):
@@ -188,12 +194,28 @@ class Runtime(Inbound):
             bind(self.app.add_url_rule)
 
     def _bind_state(self, part: Source | Sink) -> None:
-        """Tell a part that keeps state of its own (the aggregator) where: esb.aggregator.state_target."""
+        """Tell a part that keeps state of its own (the aggregator) where: esb.aggregator.state_target;
+        one that watches the bus (the alerts source's time rules) what it may read: esb.watch.BusView."""
         bind = getattr(part, "bind_state", None)
         if bind is not None:
-            from esb.aggregator import state_target
+            bind(self.state_target)
+        watch = getattr(part, "bind_bus", None)
+        if watch is not None:
+            from esb.watch import BusView
 
-            bind(state_target(self.options.data_dir, self.options.journal))
+            watch(BusView(routes=lambda: [route.name for route in self.config.routes],
+                          dead_letter_depths=self._dead_letter_depths,
+                          dead_lettered_since=lambda route, since: self.journal.message_ids(
+                              route, "dead_lettered", since),
+                          ledger=self.ledger))
+
+    def _dead_letter_depths(self) -> dict[tuple[str, str | None], int]:
+        from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER
+
+        stats = self.transport.queue_stats()
+        return {(queue.route, queue.destination): stats[queue.name][0]
+                for queue in self.transport.topology.queues
+                if queue.kind in (DEAD_LETTER, INBOUND_DEAD_LETTER) and queue.name in stats}
 
     def _scheduler(self):
         if self.scheduler is None:
@@ -245,6 +267,7 @@ class Runtime(Inbound):
         for sink in self.sinks:
             sink.close()
         self.journal.close()
+        self.ledger.close()
         log.info("bus stopped")
 
     def wait(self) -> None:

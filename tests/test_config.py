@@ -111,7 +111,7 @@ def test_a_typo_in_a_key_is_reported_with_did_you_mean():
 def test_an_unknown_adapter_is_reported_with_did_you_mean():
     assert problems_of("unknown_adapter.yaml") == [
         (5, 'routes[0].from.rst: unknown adapter "rst" (did you mean "rest"?); '
-            'known: aggregate, alert, alerts, as2, file, rest, sftp, soap, table'),
+            'known: aggregate, alert, alerts, as2, file, item_units, rest, sftp, soap, table'),
     ]
 
 

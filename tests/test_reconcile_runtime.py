@@ -159,3 +159,27 @@ def test_esb_check_refuses_a_rule_without_a_kind_and_an_alert_route_that_does_no
                                "of accuracy_below, difference_over") for _, what in problems), problems
     assert any('no route "stock-alert" sends alerts' in what and 'did you mean "stock-alerts"' in what
                for _, what in problems), problems
+
+
+def test_snapshots_taken_at_different_times_of_one_business_day_pair_on_their_cutoff(tmp_path):
+    # the ERP closes its book at 23:59:59, the WMS writes its file at 23:55: the same cut-off
+    (tmp_path / "routes.yaml").write_text(ROUTES)
+    book = {**BOOK, "as_of": "2026-11-30T23:59:59+08:00", "cutoff": "2026-11-30"}
+    shelf = {**SHELF, "as_of": "2026-11-30T23:55:00+08:00", "cutoff": "2026-11-30"}
+    other_day = {**SHELF, "snapshot_id": "WMS-WH1-0", "as_of": "2026-11-29T23:55:00+08:00",
+                 "cutoff": "2026-11-29"}
+    runtime = start(tmp_path)
+    try:
+        post(runtime, "shelf-in", other_day)  # the day before: waits for its own book
+        post(runtime, "book-in", book)
+        post(runtime, "shelf-in", shelf)
+        (written,) = wait_for_files(tmp_path / "out")
+        time.sleep(0.5)
+        assert len(list((tmp_path / "out").glob("discrepancy_*.json"))) == 1
+    finally:
+        runtime.stop()
+
+    discrepancy = json.loads(written.read_text())
+    assert (discrepancy["shelf_snapshot_id"], discrepancy["cutoff"]) == ("WMS-WH1-1", "2026-11-30")
+    assert discrepancy["as_of"] == "2026-11-30T23:55:00+08:00"
+    assert discrepancy["accuracy"] == 0.666667

@@ -86,3 +86,55 @@ def test_100000_line_snapshots_are_reconciled_with_every_difference_found():
 
     assert result["compared_lines"] == count and len(result["lines"]) == count // 50
     assert result["accuracy"] == Decimal("0.98")
+
+
+def count(lines: list[dict]) -> dict:
+    return {"count_number": "CC-1", "warehouse": "WH1", "counted_at": "2026-12-01T14:00:00+01:00",
+            "cutoff": "2026-12-01", "lines": [{"line_number": n, **line} for n, line in enumerate(lines, 1)]}
+
+
+def test_a_stock_count_is_compared_with_the_book_for_the_counted_items_and_bins_only():
+    book = snapshot("erp", [line("A", 10, location="X"), line("A", 3, location="Y"),
+                            line("B", 7, location="Z"), line("C", 1, location="Q")])
+    counted = count([{"sku": "A", "counted_quantity": Decimal(9), "uom": "EA", "location": "X"},
+                     {"sku": "B", "counted_quantity": Decimal(7), "uom": "EA", "location": "Z"},
+                     {"sku": "D", "counted_quantity": Decimal(2), "uom": "EA", "location": "Z"}])
+
+    result = reconcile(book, counted)
+
+    # A/Y and C were not counted: not compared; D was found where the book has none
+    assert [(r["sku"], r["location"], r["book_quantity"], r["shelf_quantity"]) for r in result["lines"]] == [
+        ("A", "X", Decimal(10), Decimal(9)), ("D", "Z", Decimal(0), Decimal(2))]
+    assert (result["compared_lines"], result["accuracy"]) == (3, Decimal("0.333333"))
+    assert (result["shelf_snapshot_id"], result["stock_count_number"], result["cutoff"]) == ("CC-1", "CC-1",
+                                                                                             "2026-12-01")
+    default_registry().validate("inventory_discrepancy", result, 1)
+
+
+def test_a_count_against_a_book_without_bins_compares_the_item_summed_over_its_counted_bins():
+    book = snapshot("erp", [line("A", 12)])
+    counted = count([{"sku": "A", "counted_quantity": Decimal(5), "uom": "EA", "location": "X"},
+                     {"sku": "A", "counted_quantity": Decimal(7), "uom": "EA", "location": "Y"}])
+
+    result = reconcile(book, counted)
+
+    assert (result["lines"], result["accuracy"]) == ([], Decimal(1))
+
+
+def test_lines_are_compared_in_the_items_base_unit_with_the_factors_the_item_master_gave(tmp_path):
+    from esb.units import ItemUnits
+
+    units = ItemUnits(tmp_path / "state.sqlite")
+    units.record({"sku": "A", "base_uom": "EA", "uom_conversions": [{"uom": "CT", "factor": 12},
+                                                                    {"uom": "PX", "factor": 720}]})
+    book = snapshot("erp", [line("A", 1584), line("B", 3)])
+    shelf = snapshot("wms", [{**line("A", 130), "uom": "CT"}, line("A", 3), {**line("B", 1), "uom": "CT"}])
+
+    result = reconcile(book, shelf, units=units.conversions())
+
+    # A: 130 cartons + 3 pieces = 1563 pieces; B has no factor for CT: compared as it is
+    assert [(r["sku"], r["uom"], r["book_quantity"], r["shelf_quantity"]) for r in result["lines"]] == [
+        ("A", "EA", Decimal(1584), Decimal(1563)), ("B", "CT", Decimal(0), Decimal(1)),
+        ("B", "EA", Decimal(3), Decimal(0))]
+    units.record({"sku": "A", "base_uom": "EA", "uom_conversions": []})  # the item changed: no cartons
+    assert ("A", "CT") not in units.conversions()

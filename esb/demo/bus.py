@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from esb.config import load_config
-from esb.routes import Config
+from esb.routes import Config, Endpoint
 from esb.runtime import Runtime
 
 FILE_POLL = 0.5
@@ -56,5 +56,21 @@ def demo_config(routes_path: Path, environ: dict[str, str], prefix: str = "",
             if source.adapter == "file":
                 options["min_age"] = 0  # the simulated WMS renames a finished file into place
             source = dataclasses.replace(source, options=options)
-        routes.append(dataclasses.replace(route, name=prefix + route.name, source=source))
+        source = _renamed_links(source, "alert_into", prefix)
+        if prefix and source.adapter == "alerts" and source.options.get("rules"):
+            rules = [{**rule, "routes": [prefix + name for name in rule["routes"]]} if rule.get("routes")
+                     else rule for rule in source.options["rules"]]
+            source = dataclasses.replace(source, options={**source.options, "rules": rules})
+        destinations = tuple(dataclasses.replace(d, endpoint=_renamed_links(d.endpoint, "into", prefix))
+                             for d in route.destinations)
+        routes.append(dataclasses.replace(route, name=prefix + route.name, source=source,
+                                          destinations=destinations))
     return dataclasses.replace(config, routes=tuple(routes))
+
+
+def _renamed_links(endpoint: Endpoint, option: str, prefix: str) -> Endpoint:
+    """An endpoint naming another route (aggregate `into`, `alert_into`) names it with the prefix."""
+    if not prefix or not isinstance(endpoint.options.get(option), str):
+        return endpoint
+    renamed = prefix + endpoint.options[option]
+    return dataclasses.replace(endpoint, options={**endpoint.options, option: renamed})

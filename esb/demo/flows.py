@@ -19,8 +19,8 @@ class Flow:
 
 
 FLOWS: tuple[Flow, ...] = (
-    Flow("erp-items-to-wms", "ERP MATMAS05 IDoc (XML, POST) -> item -> WMS PUT /items/{code}",
-         (("wms", "/items"),), delivered=2),
+    Flow("erp-items-to-wms", "ERP MATMAS05 IDoc (XML, POST) -> item -> WMS PUT /items/{code} + the item "
+         "units the reconciliation converts with", (("wms", "/items"),), delivered=4),
     Flow("erp-po-to-wms", "ERP ORDERS05 IDoc (XML, POST) -> purchase_order -> WMS /inbound-orders",
          (("wms", "/inbound-orders"),), delivered=1),
     Flow("erp-po-changes-to-wms", "ERP SOAP GetPurchaseOrderChanges (poll, watermark) -> purchase_order "
@@ -38,11 +38,18 @@ FLOWS: tuple[Flow, ...] = (
          "/inventory-snapshots + reconciliation dir + aggregator + alert rules",
          (("erp", "/inventory-snapshots"), ("file", "reconciliation")), delivered=4),
     Flow("erp-book-stock", "ERP SOAP GetBookStock (poll) -> inventory_snapshot -> reconciliation dir + "
-         "aggregator", (("file", "reconciliation"),), delivered=2),
+         "aggregator (snapshots and counts)", (("file", "reconciliation"),), delivered=3),
+    Flow("reconcile-stock", "book stock (erp-book-stock) and shelf stock (wms-stock-to-erp) of one warehouse "
+         "and cut-off -> inventory_discrepancy -> report dir + alert rules", (("file", "report"),),
+         delivered=2),
+    Flow("reconcile-counts", "a cycle count (wms-counts-to-erp) against the book stock of its day -> "
+         "inventory_discrepancy -> report dir + alert rules", (("file", "report"),), delivered=2),
+    Flow("stock-alerts", "the alerts the rules fired (accuracy under the floor, a big difference, dead "
+         "letters growing) -> alert -> alerts dir", (("file", "alerts"),), delivered=5),
     Flow("wms-adjustments-to-erp", "WMS adjustment (JSON, POST) -> inventory_adjustment -> ERP "
          "/goods-movements", (("erp", "/goods-movements"),), delivered=1, rejected=1),
     Flow("wms-counts-to-erp", "WMS cycle count (JSON, POST) -> stock_count -> ERP /physical-inventory-counts",
-         (("erp", "/physical-inventory-counts"),), delivered=1),
+         (("erp", "/physical-inventory-counts"),), delivered=2),
     # the trading-partner flow (esb/demo/partners.yaml): Acme 3PL over SFTP and AS2
     Flow("3pl-orders-to-wms", "3PL X12 940 file on its SFTP server -> shipment_order -> WMS /outbound-orders",
          (("wms", "/outbound-orders"),), delivered=1),

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 
 from esb.demo.flows import FLOWS
 from esb.demo.runner import PO_SAMPLE, Demo, FlowResult
 
 EXCERPT = 150
 """Characters of each received document shown in the summary."""
+EVIDENCE = 5
+"""Differing lines of a discrepancy shown in the summary."""
 
 
 def summary(demo: Demo, results: list[FlowResult]) -> str:
@@ -39,6 +42,7 @@ def summary(demo: Demo, results: list[FlowResult]) -> str:
             lines.append(f"  the ERP was asked for changes since: {asked}"
                          + (", ..." if len(demo.erp.asked_since) > 4 else ""))
         lines.append("")
+    lines.extend(book_versus_shelf(demo))
     files = demo.received_files()
     if files:
         names = ", ".join(file.name for file in files)
@@ -47,6 +51,30 @@ def summary(demo: Demo, results: list[FlowResult]) -> str:
     lines.append(f"{delivered} of {len(results)} flows delivered what they should in "
                  f"{time.monotonic() - demo.started_at:.1f} s")
     return "\n".join(lines)
+
+
+def book_versus_shelf(demo: Demo) -> list[str]:
+    """The discrepancies the reconciliation found, their accuracy, and the alerts they fired."""
+    lines = []
+    for found in demo.discrepancies():
+        accuracy = Decimal(str(found["accuracy"])) * 100
+        compared, cutoff = found.get("compared_lines", "?"), found.get("cutoff") or found["as_of"]
+        shelf = "stock count" if found.get("stock_count_number") else "shelf"
+        lines.append(f"discrepancy found: {found['warehouse']} cut-off {cutoff}, "
+                     f"book {found['book_snapshot_id']} against "
+                     f"{shelf} {found['shelf_snapshot_id']}: "
+                     f"inventory accuracy {accuracy:.1f} % ({len(found['lines'])} of {compared} lines "
+                     "differ)")
+        for line in found["lines"][:EVIDENCE]:
+            where = "/".join(str(line[key]) for key in ("sku", "lot", "location") if line.get(key))
+            lines.append(f"  - {where}: book {line['book_quantity']} {line['uom']}, shelf "
+                         f"{line['shelf_quantity']} {line['uom']} (difference {line['difference']})")
+    for alert in demo.alerts():
+        lines.append(f"alert {alert['rule']} ({alert['severity']}): {alert['subject']}")
+        lines.append(f"  {alert['text'][:300]}")
+    if not lines:
+        lines.append("book versus shelf: no discrepancy was reconciled (a snapshot is missing)")
+    return [*lines, ""]
 
 
 def directions(demo: Demo) -> str:

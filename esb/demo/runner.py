@@ -82,6 +82,7 @@ class Demo:
         self.data_dir = base / "data"
         self.export_dir = base / "wms" / "out"
         self.reconciliation_dir = base / "reconciliation"
+        self.alerts_dir = base / "alerts"
         self.erp = SimulatedErp(check_auth=lambda h: h.get("Authorization") == f"Bearer {self._erp_token}",
                                 soap_user="esb", soap_password=self._soap_password)
         self.wms = Simulator("wms", check_auth=lambda h: h.get("X-Api-Key") == self._wms_api_key)
@@ -106,6 +107,7 @@ class Demo:
                    "ERP_SOAP_PASSWORD": self._soap_password,
                    "WMS_URL": self.wms.url, "WMS_API_KEY": self._wms_api_key,
                    "WMS_EXPORT_DIR": str(self.export_dir), "RECONCILIATION_DIR": str(self.reconciliation_dir),
+                   "ALERTS_DIR": str(self.alerts_dir),
                    "ESB_BROKER_URL": self.broker_url or "", **self.partner.environ()}
         self.config = demo_config(self.routes_path, environ, self.prefix, extra=(PARTNER_ROUTES,))
         options = RuntimeOptions(broker_url=self.broker_url, data_dir=self.data_dir, port=self.port,
@@ -117,8 +119,17 @@ class Demo:
             self.stop()
             raise
         self.traffic = Traffic(root=self.root, bus_url=self.bus_url, route=self.route, keys=self.keys,
-                               export_dir=self.export_dir, erp=self.erp, partner=self.partner)
+                               export_dir=self.export_dir, erp=self.erp, partner=self.partner,
+                               items_known=self._wait_for_item_units)
         return self
+
+    def _wait_for_item_units(self, timeout: float = 10.0) -> None:
+        """Until the bus keeps the units of the day's items (the reconciliation converts with them)."""
+        from esb.units import ItemUnits
+
+        units, deadline = ItemUnits(self.runtime.state_target), time.monotonic() + timeout
+        while ("12345", "CT") not in units.conversions() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _credentials(self) -> Credentials:
         """A sender key for each system, allowed on the routes it sends to; an admin key."""
@@ -219,6 +230,22 @@ class Demo:
     def received_files(self) -> list[Path]:
         """What the bus wrote into the reconciliation directory."""
         return sorted(self.reconciliation_dir.glob("*.json")) if self.reconciliation_dir.is_dir() else []
+
+    def discrepancies(self) -> list[dict]:
+        """The inventory discrepancies the reconciliation wrote into its report directory."""
+        return _documents(self.reconciliation_dir / "discrepancies")
+
+    def alerts(self) -> list[dict]:
+        """The alerts the alert rules fired, as the alerts route wrote them."""
+        return _documents(self.alerts_dir)
+
+
+def _documents(directory: Path) -> list[dict]:
+    import json
+
+    if not directory.is_dir():
+        return []
+    return [json.loads(path.read_bytes()) for path in sorted(directory.glob("*.json"))]
 
 
 def port_free(host: str, port: int) -> bool:

@@ -31,9 +31,10 @@ class Traffic:
     inputs the bus refused."""
 
     def __init__(self, *, root: Path, bus_url: str, route: Callable[[str], str], keys: dict[str, str],
-                 export_dir: Path, erp, partner=None):
+                 export_dir: Path, erp, partner=None, items_known: Callable[[], None] | None = None):
         self.root, self.bus_url, self.route, self.keys = root, bus_url, route, keys
         self.export_dir, self.erp, self.partner = export_dir, erp, partner
+        self.items_known = items_known  # waits until the bus keeps the items' units (before stock comes)
         self.answers: dict[str, list[str]] = {}
         self.rejected: dict[str, int] = {}
 
@@ -49,6 +50,8 @@ class Traffic:
     def send(self) -> None:
         """What the ERP and the WMS send: posts to the bus and files in the WMS's export directory."""
         self.post_case("erp-items-to-wms", "erp", "item.in", "olive_oil_with_cartons.xml")
+        if self.items_known is not None:  # the master data before the day's stock, as in a warehouse
+            self.items_known()
         self.post_case("erp-po-to-wms", "erp", "purchase_order.in", "two_lines_cartons_and_pieces.xml")
         self.post_case("erp-asn-to-wms", "erp", "inbound_notice.in", "two_items_with_batches.xml")
         self.sales_orders()

@@ -26,6 +26,7 @@ from esb.monitoring.auth import Access, open_endpoints_from
 from esb.monitoring.dashboard import add_dashboard_view
 from esb.monitoring.health import add_health_views
 from esb.monitoring.reports import add_report_views
+from esb.reports import LiveReports, ReportsCollector
 from esb.routes import Config
 from esb.transport.contract import Transport
 from esb.transport.errors import TransportError
@@ -85,9 +86,10 @@ def monitoring_blueprint(
     def not_found(error: NotFound):  # a name the admin service did not find, wherever it was looked up
         return jsonify(error="not_found", message=str(error)), 404
 
-    history = AccuracyHistory(state_target(bus.options.data_dir, getattr(bus.options, "journal", None)))
-    add_health_views(blueprint, access, queues, AccuracyCollector(history))
-    add_report_views(blueprint, access, history)
+    target = state_target(bus.options.data_dir, getattr(bus.options, "journal", None))
+    history, reports = AccuracyHistory(target), LiveReports(target)
+    add_health_views(blueprint, access, queues, AccuracyCollector(history), ReportsCollector(reports))
+    add_report_views(blueprint, access, history, reports)
     add_api_views(blueprint, service, access, queues)
     add_dashboard_view(blueprint)
     return blueprint

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from esb.monitoring.arguments import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from esb.monitoring.openapi_reports import REPORT_PARAMETERS, REPORT_SCHEMA, report_paths
 
 
 def _answer(description: str, schema: str | None = None) -> dict[str, Any]:
@@ -67,7 +68,6 @@ _ACCURACY_ANSWER = {
     },
 }
 _TEXT_OR_NULL = {"type": "string", "nullable": True}
-
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -200,6 +200,7 @@ OPENAPI: dict[str, Any] = {
                 missing=False,
             )
         },
+        **report_paths(_operation),
         "/api/openapi.json": {
             "get": _operation(
                 "This document",
@@ -272,6 +273,7 @@ OPENAPI: dict[str, Any] = {
                 "required": False,
                 "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
             },
+            **REPORT_PARAMETERS,
             "message_id_query": {
                 "name": "message_id",
                 "in": "query",
@@ -302,6 +304,7 @@ OPENAPI: dict[str, Any] = {
                 "required": ["items"],
                 "properties": {"items": {"type": "array", "items": _ACCURACY_ROW}},
             },
+            "Report": REPORT_SCHEMA,
             "Error": {
                 "type": "object",
                 "required": ["error", "message"],
