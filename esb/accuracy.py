@@ -35,7 +35,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS esb_inventory_accuracy (
 class AccuracyHistory:
     def __init__(self, target: str | Path):
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        database = self._database
+        with closing(database.connect()) as connection, database.schema_transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
 
     def record(self, discrepancy: dict[str, Any], now: float | None = None) -> None:
