@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import subprocess
 import threading
 import time
 import uuid
@@ -67,13 +68,24 @@ def bus_nodes(directory: Path, cluster: RabbitCluster, journal_dsn: str, *,
         target.close()
 
 
+def broker_nodes_of(bus: Bus, cluster: RabbitCluster) -> set[str]:
+    """The RabbitMQ nodes `bus`'s process has connections to (from `ss`)."""
+    listing = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
+    ports = {line.split()[3].rsplit(":", 1)[1] for line in listing.splitlines()
+             if f"pid={bus.process.pid}," in line}
+    return {node.name for node in cluster.nodes if str(node.amqp_port) in ports}
+
+
+PAUSE = 0.5  # seconds without a delivery that make a pause (the streams here deliver every 40 ms or less)
+
+
 def recovery(delivered_at: list[float], fault: float, window: float = 30.0) -> float:
-    """Seconds from `fault` to the first delivery after the longest pause in deliveries that
-    follows it (within `window`): the next delivery when there was no pause."""
+    """Seconds from `fault` to the delivery that ends the longest pause (over `PAUSE`) in the
+    `window` after it, or to the next delivery when deliveries did not pause."""
     times = sorted(t for t in delivered_at if fault <= t <= fault + window)
     if not times:
         return float("nan")
-    previous, resumed, longest = fault, times[0], times[0] - fault
+    previous, resumed, longest = fault, times[0], PAUSE
     for moment in times:
         if moment - previous > longest:
             longest, resumed = moment - previous, moment
@@ -89,8 +101,24 @@ class Outcome:
     stop_app_seconds: float  # how long `rabbitmqctl stop_app` itself took
     delivered_by: list[int] = field(default_factory=list)  # per bus node, since its (last) start
     failed_answers: dict[int, int] = field(default_factory=dict)  # status (0: no answer) -> count
-    untraced: int = 0  # accepted ids the shared journal does not know
+    # the RabbitMQ nodes each bus node is connected to
+    brokers_before: list[set[str]] = field(default_factory=list)  # per bus node, before the stop
+    brokers_after: list[set[str]] = field(default_factory=list)  # per bus node, at the end
+    untraced: list[float] = field(default_factory=list)  # untraced ids: accepted at (s from the kill)
     seconds: float = 0.0
+    events: dict[str, float] = field(default_factory=dict)  # what happened when, seconds from the start
+    pauses: list[tuple[float, float]] = field(default_factory=list)  # (from, seconds) of pauses over PAUSE
+
+    def timeline(self) -> str:
+        events = ", ".join(f"{what} at {when:.1f} s" for what, when in self.events.items())
+        pauses = ", ".join(f"{length:.1f} s from {start:.1f} s" for start, length in self.pauses) or "none"
+        return f"{events}; deliveries paused {pauses}"
+
+
+def pauses(delivered_at: list[float], since: float, longer_than: float = PAUSE) -> list[tuple[float, float]]:
+    """The pauses between two deliveries longer than `longer_than`: (start - since, length)."""
+    times = sorted(delivered_at)
+    return [(a - since, b - a) for a, b in zip(times, times[1:], strict=False) if b - a > longer_than]
 
 
 def kill_a_node_and_stop_a_broker(directory: Path, cluster: RabbitCluster, journal_dsn: str, count: int, *,
@@ -108,26 +136,36 @@ def kill_a_node_and_stop_a_broker(directory: Path, cluster: RabbitCluster, journ
         killed = time.monotonic()
         buses[0].kill9()
         buses[0].start()
+        restarted = time.monotonic()
         senders.wait_for(count // 2)
+        brokers_before = [broker_nodes_of(bus, cluster) for bus in buses]
         stopped = time.monotonic()
         cluster.stop_app(first_node)
         stop_app_seconds = time.monotonic() - stopped
         try:
             time.sleep(max(0.0, stopped + 3.0 - time.monotonic()))
         finally:
+            starting = time.monotonic()
             cluster.start_app(first_node)
+        events = {"kill": killed - began, "restarted": restarted - began, "stop_app": stopped - began,
+                  "start_app": starting - began, "started": time.monotonic() - began,
+                  "last post": senders.answers[-1][1] - began if senders.answers else 0.0}
         result = settle("two bus nodes: one killed, a RabbitMQ node stopped and started", senders, target,
                         buses[1], timeout=90)
+        brokers_after = [broker_nodes_of(bus, cluster) for bus in buses]
         delivered_by = [int(bus.admin(f"/api/routes/{bus.route}")["counters"].get("delivered", 0))
                         for bus in buses]
         failed = {status: n for status, n in senders.statuses_between(began, time.monotonic()).items()
                   if status not in (200, 202)}
-        accepted = set(senders.ids.values())
+        accepted = {senders.ids[number]: senders.accepted_at[number] - killed for number in senders.ids}
     journal = Journal(journal_dsn)
     try:
-        untraced = sum(1 for message_id in accepted if not journal.trace(message_id=message_id))
+        untraced = sorted(at for message_id, at in accepted.items()
+                          if not journal.trace(message_id=message_id))
     finally:
         journal.close()
-    return Outcome(result, recovery(target.delivered_at, killed, stopped - killed),
-                   recovery(target.delivered_at, stopped),
-                   stop_app_seconds, delivered_by, failed, untraced, time.monotonic() - began)
+    return Outcome(result, kill_recovery=recovery(target.delivered_at, killed, stopped - killed),
+                   stop_recovery=recovery(target.delivered_at, stopped), stop_app_seconds=stop_app_seconds,
+                   delivered_by=delivered_by, failed_answers=failed, brokers_before=brokers_before,
+                   brokers_after=brokers_after, untraced=untraced, seconds=time.monotonic() - began,
+                   events=events, pauses=pauses(target.delivered_at, began))

@@ -242,6 +242,7 @@ class Senders:
         self.next = 0
         self.lock = threading.Lock()
         self.ids: dict[int, str] = {}  # document -> the id its accepted answer gave
+        self.accepted_at: dict[int, float] = {}  # document -> when it was accepted (monotonic)
         self.answers: list[tuple[float, float, int]] = []  # (request started, answered, status)
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
@@ -279,6 +280,7 @@ class Senders:
                     self.answers.append((started, time.monotonic(), status))
                 if status in (200, 202):
                     self.ids[number] = answer.json()["id"]
+                    self.accepted_at[number] = time.monotonic()
                     break
                 assert status in (0, 503), f"document {number}: answered {status}: {answer.text[:300]}"
                 time.sleep(0.05)
