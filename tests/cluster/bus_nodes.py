@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import subprocess
 import threading
 import time
@@ -21,6 +22,25 @@ from pathlib import Path
 
 from tests.cluster.rabbit_cluster import RabbitCluster
 from tests.reliability.harness import Bus, Result, Senders, Target, settle
+
+POSTGRES_ADMIN_DSN = os.environ.get("ESB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""A database of the machine's PostgreSQL the tests create their own databases from."""
+
+
+@contextlib.contextmanager
+def postgres_database(admin_dsn: str) -> Iterator[str]:
+    """A fresh database `esb_cluster_<random>` on the server of `admin_dsn` (a database there the
+    user may create databases from): its DSN; dropped afterwards. Raises psycopg.Error."""
+    import psycopg
+
+    name = "esb_cluster_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin_dsn.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class Balancer:
@@ -148,10 +168,10 @@ def kill_a_node_and_stop_a_broker(directory: Path, cluster: RabbitCluster, journ
             starting = time.monotonic()
             cluster.start_app(first_node)
         events = {"kill": killed - began, "restarted": restarted - began, "stop_app": stopped - began,
-                  "start_app": starting - began, "started": time.monotonic() - began,
-                  "last post": senders.answers[-1][1] - began if senders.answers else 0.0}
+                  "start_app": starting - began, "started": time.monotonic() - began}
         result = settle("two bus nodes: one killed, a RabbitMQ node stopped and started", senders, target,
                         buses[1], timeout=90)
+        events["last accepted"] = max(senders.accepted_at.values()) - began
         brokers_after = [broker_nodes_of(bus, cluster) for bus in buses]
         delivered_by = [int(bus.admin(f"/api/routes/{bus.route}")["counters"].get("delivered", 0))
                         for bus in buses]

@@ -4,14 +4,13 @@ for the bus nodes' shared journal and idempotency keys, dropped afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import uuid
 
 import pytest
 
+from .bus_nodes import POSTGRES_ADMIN_DSN, postgres_database
 from .rabbit_cluster import RabbitCluster, start_cluster
-
-POSTGRES_ADMIN_DSN = os.environ.get("ESB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _unavailable(message: str) -> None:
@@ -35,12 +34,10 @@ def journal_dsn() -> str:
     """The DSN of a fresh database `esb_cluster_<random>` on the machine's PostgreSQL."""
     import psycopg
 
-    name = "esb_cluster_" + uuid.uuid4().hex[:10]
+    stack = contextlib.ExitStack()
     try:
-        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
+        dsn = stack.enter_context(postgres_database(POSTGRES_ADMIN_DSN))
     except psycopg.Error as error:
         _unavailable(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {str(error).strip()}")
-    yield POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=3) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with stack:
+        yield dsn
