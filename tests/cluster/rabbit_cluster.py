@@ -77,7 +77,8 @@ class RabbitCluster:
         (self.root / "env").write_text("ERL_EPMD_ADDRESS=127.0.0.1\n")
         (self.root / "enabled_plugins").write_text("[].\n")  # no management, no prometheus
         (self.root / "rabbitmq.conf").write_text(
-            "loopback_users = none\ncluster_partition_handling = pause_minority\n")
+            "loopback_users = none\ncluster_partition_handling = pause_minority\n"
+            "queue_leader_locator = balanced\n")  # quorum queue leaders spread over the nodes
         cookie = self.root / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16))
         cookie.chmod(0o400)
