@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from esb.journal import Journal
 from tests.cluster.rabbit_cluster import RabbitCluster
 from tests.reliability.harness import Bus, Result, Senders, Target, settle
 
@@ -146,8 +147,6 @@ def kill_a_node_and_stop_a_broker(directory: Path, cluster: RabbitCluster, journ
     """`count` documents posted over `seconds` through the balancer to two bus nodes. At a quarter
     of the stream node 1 is killed (SIGKILL) and started again; at half of it the RabbitMQ node
     both buses are connected to is stopped (`stop_app`), and started again 3 s later."""
-    from esb.journal import Journal
-
     first_node = cluster.nodes[0]
     began = time.monotonic()
     with bus_nodes(directory, cluster, journal_dsn) as (target, buses):

@@ -39,7 +39,7 @@ def test_two_bus_nodes_lose_nothing_when_one_is_killed_and_a_rabbitmq_node_stops
     assert result.lost == 0 and result.duplicated_new_id == 0  # repeats only under the same id
     # every accepted id is in the shared journal but those the killed node had not written yet (it
     # writes its trace every 0.2 s): accepted in the second before the kill, delivered by it too
-    assert all(-1.0 < accepted <= 0.0 for accepted in outcome.untraced), outcome.untraced
+    assert all(-1.0 < accepted < 0.1 for accepted in outcome.untraced), outcome.untraced
     assert all(delivered > 0 for delivered in outcome.delivered_by)  # both nodes consumed
     first = rabbit_cluster.nodes[0].name
     assert outcome.brokers_before == [{first}, {first}]  # both on the node that was stopped
