@@ -57,7 +57,8 @@ ITEM_COLUMNS = ("warehouse", "sku", "uom", "reconciliations", "absolute_differen
 class AccuracyHistory:
     def __init__(self, target: str | Path):
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        database = self._database
+        with closing(database.connect()) as connection, database.schema_transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
             cursor.execute(_LINE_SCHEMA)
 

@@ -71,7 +71,8 @@ class AggregationStore:
 
     def __init__(self, target: str | Path):
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        database = self._database
+        with closing(database.connect()) as connection, database.schema_transaction(connection) as cursor:
             for statement in _SCHEMA:
                 cursor.execute(statement)
 

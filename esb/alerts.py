@@ -162,7 +162,8 @@ class AlertOutbox:
 
     def __init__(self, target: str | Path):
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        database = self._database
+        with closing(database.connect()) as connection, database.schema_transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
 
     def put(self, outbox: str, fired: Fired, *, repeat_after: float = DEFAULT_REPEAT_AFTER,

@@ -9,6 +9,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+SCHEMA_LOCK = 0x65736273  # "esbs": the advisory lock the bus's CREATE ... IF NOT EXISTS take on PostgreSQL
+
 
 def is_postgres(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
@@ -30,6 +32,12 @@ class Database:
     def params(self, count: int) -> str:
         return ", ".join([self.placeholder] * count)
 
+    def schema_transaction(self, connection: Any) -> transaction:
+        """The transaction to create tables in. On PostgreSQL, `CREATE TABLE IF NOT EXISTS` is not
+        safe when several nodes start at once on a fresh database: all but one fail on a unique
+        index of the catalog. An advisory lock held to the commit lets them create one at a time."""
+        return transaction(connection, lock=SCHEMA_LOCK if self.postgres else None)
+
     def connect(self) -> Any:
         """A connection in autocommit mode; group statements with `transaction()`."""
         if self.postgres:
@@ -43,13 +51,17 @@ class Database:
 
 
 class transaction:
-    """BEGIN ... COMMIT (ROLLBACK on error) on an autocommit connection, SQLite or PostgreSQL."""
+    """BEGIN ... COMMIT (ROLLBACK on error) on an autocommit connection, SQLite or PostgreSQL;
+    `lock` (PostgreSQL only): the number of an advisory lock taken at BEGIN, released at the end."""
 
-    def __init__(self, connection: Any):
+    def __init__(self, connection: Any, *, lock: int | None = None):
         self.connection = connection
+        self.lock = lock
 
     def __enter__(self) -> Any:
         self.connection.execute("BEGIN")
+        if self.lock is not None:
+            self.connection.execute(f"SELECT pg_advisory_xact_lock({int(self.lock)})")
         return self.connection.cursor()
 
     def __exit__(self, error_type, error, traceback) -> None:

@@ -129,7 +129,7 @@ class IdempotencyStore:
         self._pending_lock = threading.Lock()
         p = self._database.placeholder
         with closing(self._database.connect()) as connection:
-            with transaction(connection) as cursor:
+            with self._database.schema_transaction(connection) as cursor:
                 cursor.execute(_SCHEMA)
                 cursor.execute(f"DELETE FROM {TABLE} WHERE at_epoch < {p}",
                                (time.time() - self.retention_seconds,))

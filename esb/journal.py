@@ -253,7 +253,7 @@ class Journal:
         return self._database.connect()
 
     def _create_schema(self, connection: Any) -> None:
-        with transaction(connection) as cursor:
+        with self._database.schema_transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
             for statement in _INDEXES:
                 cursor.execute(statement)

@@ -77,7 +77,8 @@ class RabbitCluster:
         (self.root / "env").write_text("ERL_EPMD_ADDRESS=127.0.0.1\n")
         (self.root / "enabled_plugins").write_text("[].\n")  # no management, no prometheus
         (self.root / "rabbitmq.conf").write_text(
-            "loopback_users = none\ncluster_partition_handling = pause_minority\n")
+            "loopback_users = none\ncluster_partition_handling = pause_minority\n"
+            "queue_leader_locator = balanced\n")  # quorum queue leaders spread over the nodes
         cookie = self.root / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16))
         cookie.chmod(0o400)
@@ -102,6 +103,32 @@ class RabbitCluster:
         self.ctl(node, "start_app")
         self.ctl(node, "await_startup")
 
+    def partition(self, node: Node) -> None:
+        """Cut `node` off from the other nodes: each side is given a different Erlang cookie for
+        the other, and their distribution links are dropped, so they cannot connect again (the
+        effect of a network partition; rabbitmqctl, with the real cookie, still reaches every node)."""
+        others = [other.name for other in self.nodes if other is not node]
+        self.ctl(node, "eval", f"[erlang:set_cookie(N, esb_partition_minority) || N <- {_atoms(others)}], "
+                               f"[erlang:disconnect_node(N) || N <- {_atoms(others)}], ok.")
+        for other in others:
+            self.ctl(self.node(other), "eval", f"erlang:set_cookie('{node.name}', esb_partition_majority), "
+                                               f"erlang:disconnect_node('{node.name}'), ok.")
+
+    def heal(self, node: Node) -> None:
+        """End `partition(node)`: the real cookie again on both sides, and a ping across."""
+        others = [other.name for other in self.nodes if other is not node]
+        for other in others:
+            self.ctl(self.node(other), "eval", f"erlang:set_cookie('{node.name}', erlang:get_cookie()), ok.")
+        self.ctl(node, "eval", f"[erlang:set_cookie(N, erlang:get_cookie()) || N <- {_atoms(others)}], "
+                               f"[net_adm:ping(N) || N <- {_atoms(others)}], ok.")
+
+    def node(self, name: str) -> Node:
+        return next(node for node in self.nodes if node.name == name)
+
+    def is_running(self, node: Node) -> bool:
+        """Whether RabbitMQ runs on `node` (a paused minority node answers false)."""
+        return self.ctl(node, "eval", "rabbit:is_running().").strip() == "true"
+
     def running_nodes(self) -> list[str]:
         out = self.ctl(self.nodes[0], "eval", "rabbit_nodes:all_running().")
         return sorted(name for name in (n.name for n in self.nodes) if name in out)
@@ -115,6 +142,10 @@ class RabbitCluster:
                 if pid.exists():
                     subprocess.run(["kill", "-9", pid.read_text().strip()], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _atoms(names: list[str]) -> str:
+    return "[" + ", ".join(f"'{name}'" for name in names) + "]"
 
 
 def start_cluster(size: int = 3) -> RabbitCluster:

@@ -44,18 +44,23 @@ def wait_until(condition, timeout: float = 60.0):
     raise AssertionError(f"not true within {timeout}s: {condition}")
 
 
-def test_every_queue_of_a_quorum_route_is_replicated_on_all_three_nodes(rabbit_cluster, unique_name):
+def test_every_queue_of_a_quorum_route_is_replicated_on_all_three_nodes_and_leaders_spread(rabbit_cluster,
+                                                                                          unique_name):
     route = make_route(unique_name)
     bus = create_transport(rabbit_cluster.urls, [route])
     bus.declare()
     queues = [spec.name for spec in Topology.from_routes([route]).queues]
     assert len(queues) >= 3  # work, retry (one per delay), dead-letter
     listing = rabbit_cluster.ctl(rabbit_cluster.nodes[0], "list_queues", "--quiet", "--no-table-headers",
-                                 "name", "type", "members")
+                                 "name", "type", "leader", "members")
+    leaders = set()
     for name in queues:
         line = next(row for row in listing.splitlines() if row.split("\t")[0] == name)
         assert "\tquorum\t" in line, line
         assert all(node.name in line for node in rabbit_cluster.nodes), line
+        leaders.add(line.split("\t")[2])
+    # declared over one connection, yet led from more than one node (queue_leader_locator = balanced)
+    assert len(leaders) >= 2, listing
 
 
 def test_a_node_stopped_mid_stream_loses_no_confirmed_message(rabbit_cluster, unique_name):

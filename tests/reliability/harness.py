@@ -41,6 +41,7 @@ class Target:
         self.refuse: set[str] = set()
         self.lock = threading.Lock()
         self.accepted: dict[str, str] = {}  # idempotency key (message id) -> order number
+        self.delivered_at: list[float] = []  # monotonic time of every call answered 2xx
         self.repeats = 0  # calls with a key accepted before (a same-id duplicate, absorbed here)
         target = self
 
@@ -68,6 +69,7 @@ class Target:
         with self.lock:
             if number in self.refuse:
                 return 400
+            self.delivered_at.append(time.monotonic())
             if key in self.accepted:
                 self.repeats += 1
                 return 200
@@ -90,7 +92,7 @@ class Target:
 # --- the bus ------------------------------------------------------------------------------------
 ROUTES = """
 version: 1
-settings: {{broker_url: "{broker_url}", data_dir: "{data_dir}"}}
+settings: {{broker_url: "{broker_url}", data_dir: "{data_dir}"{settings}}}
 systems:
   erp: {{rest: {{base_url: "http://127.0.0.1:9/erp"}}}}
   target: {{rest: {{base_url: "{target_url}", timeout: 2s}}}}
@@ -105,17 +107,21 @@ routes:
 
 
 class Bus:
-    """A real `esb run` process on `broker_url` (None: the embedded transport in `data_dir`)."""
+    """A real `esb run` process on `broker_url` (None: the embedded transport in `data_dir`).
+    Several nodes of one bus share `route` (a name) and `settings` (more of them, e.g. a journal
+    DSN); by default each bus has a route of its own."""
 
     def __init__(self, directory: Path, target_url: str, broker_url: str | None, *, attempts: int = 40,
-                 data_dir: Path | None = None):
-        self.route = "chaos" + uuid.uuid4().hex[:8]
+                 data_dir: Path | None = None, route: str | None = None, settings: dict | None = None):
+        self.route = route or "chaos" + uuid.uuid4().hex[:8]
         self.directory = directory
         self.data_dir = data_dir or directory / "data"
         self.broker_url = broker_url
         self.routes = directory / "routes.yaml"
         self.routes.write_text(ROUTES.format(broker_url=broker_url or "", data_dir=self.data_dir,
-                                             target_url=target_url, route=self.route, attempts=attempts))
+                                             target_url=target_url, route=self.route, attempts=attempts,
+                                             settings="".join(f", {k}: {json.dumps(v)}"
+                                                              for k, v in (settings or {}).items())))
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("ESB_")},
                     "ESB_API_KEYS": f"erp:sender={self.route}:{SENDER_KEY};ops:admin:{ADMIN_KEY}",
                     "ESB_LOG_LEVEL": "WARNING"}
@@ -211,7 +217,7 @@ class Bus:
         from esb.config import load_config
         from esb.transport.topology import Topology
 
-        connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
+        connection = pika.BlockingConnection(pika.URLParameters(self.broker_url.split(",")[0]))
         channel = connection.channel()
         for queue in Topology.from_routes(load_config(self.routes).routes).queues:
             channel.queue_delete(queue.name)
@@ -236,6 +242,7 @@ class Senders:
         self.next = 0
         self.lock = threading.Lock()
         self.ids: dict[int, str] = {}  # document -> the id its accepted answer gave
+        self.accepted_at: dict[int, float] = {}  # document -> when it was accepted (monotonic)
         self.answers: list[tuple[float, float, int]] = []  # (request started, answered, status)
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
@@ -273,6 +280,7 @@ class Senders:
                     self.answers.append((started, time.monotonic(), status))
                 if status in (200, 202):
                     self.ids[number] = answer.json()["id"]
+                    self.accepted_at[number] = time.monotonic()
                     break
                 assert status in (0, 503), f"document {number}: answered {status}: {answer.text[:300]}"
                 time.sleep(0.05)
