@@ -233,27 +233,26 @@ class FileSource(Source):
         reader = FileReader(self.options)
         shown = display_name(claim.name)
         cadence = _Cadence()
-        stopped = False
         window = SubmitWindow(self._context.submit, self.options["in_flight"])
         with self._open(claim) as stream, window:
             reader.open(stream)
             offset, line = max(progress.offset, reader.data_start), max(progress.line, reader.data_start_line)
             records = reader.records(stream, offset, line)
-            groups = group_records(records, self.options["per"], self.options["group_by"],
-                                   self.options["max_file_bytes"])
+            groups = iter(group_records(records, self.options["per"], self.options["group_by"],
+                                        self.options["max_file_bytes"]))
             try:
-                try:
-                    for group in groups:
-                        if self._stopping.is_set():
-                            stopped = True
-                            break
-                        window.put(self._part(reader.prefix, group, shown, progress.identity))
-                        for part in window.answered():
+                while not (stopped := self._stopping.is_set()):
+                    try:
+                        group = next(groups, None)
+                    except Exception:  # the reader's (a bad or unreadable line): what is in flight counts
+                        for part in window.drain():
                             self._settle(part, progress, progress_path, cadence)
-                except (MessageTooLarge, InputError):  # the reader's: the parts in flight come before it
-                    for part in window.drain():
+                        raise
+                    if group is None:
+                        break
+                    window.put(self._part(reader.prefix, group, shown, progress.identity))
+                    for part in window.answered():
                         self._settle(part, progress, progress_path, cadence)
-                    raise
                 for part in window.drain():
                     self._settle(part, progress, progress_path, cadence)
             finally:

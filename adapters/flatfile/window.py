@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from esb.plugins import Accepted, RawMessage
@@ -35,7 +35,7 @@ class Part:
     span: tuple[int, int]
     end_offset: int
     last_line: int
-    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    future: concurrent.futures.Future | None = None  # set by SubmitWindow.put
 
     def outcome(self) -> Accepted | BaseException:
         """What `submit` answered: `Accepted`, or what it raised (waits for it)."""
@@ -70,6 +70,7 @@ class SubmitWindow:
     def put(self, part: Part) -> None:
         """Submit `part`; its answer comes back from `answered()` or `drain()`, in order."""
         if self._pool is None:
+            part.future = concurrent.futures.Future()
             try:
                 part.future.set_result(self._submit(part.raw, idempotency_key=part.key))
             except BaseException as error:  # noqa: BLE001 - kept as its answer, like a pool's future
