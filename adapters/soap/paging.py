@@ -53,7 +53,8 @@ PAGING_OPTIONS: dict[str, dict[str, Any]] = {
                                         "page."},
     "max_pages": {"type": "integer", "minimum": 1, "default": DEFAULT_MAX_PAGES, **_SOURCE,
                   "description": "Pages one poll fetches at most (a safety limit); the rest is fetched by "
-                                 "the next poll, from the watermark."},
+                                 "the next poll, from the watermark (without a watermark, the next poll "
+                                 "starts at the first page again)."},
 }
 
 

@@ -71,8 +71,9 @@ class SoapPollSource(Source):
             log.exception("soap poll of %s failed", self.operation, extra={"route": self.route})
 
     def poll_once(self) -> dict[str, int]:
-        """One call: submit every new record, then advance the watermark. Returns counts (for logs
-        and tests): submitted, duplicate, dead_lettered, skipped (older than the watermark)."""
+        """One poll: call the operation (once per page), submit every new record, then advance the
+        watermark. Returns counts (for logs and tests): submitted, duplicate, dead_lettered, skipped
+        (older than the watermark), failed (a call failed), and pages (fetched) when paging is on."""
         with self._poll_lock:
             return self._poll()
 
@@ -103,8 +104,10 @@ class SoapPollSource(Source):
             if ended is not None:
                 break
         if ended == "max_pages" or ended.startswith("the same"):
-            log.warning("soap poll of %s stopped after %d pages: %s; the rest comes at the next poll",
-                        self.operation, self.pages.fetched, ended, extra={"route": self.route})
+            rest = ("the rest comes at the next poll, from the watermark" if self._watermark is not None else
+                    "with no watermark the next poll starts at the first page again: raise max_pages")
+            log.warning("soap poll of %s stopped after %d pages: %s; %s", self.operation, self.pages.fetched,
+                        ended, rest, extra={"route": self.route})
         highest, at_highest = progress.highest, progress.at_highest
         if highest is not None and (highest != stored or at_highest != set(seen)):
             self.watermarks.save(highest, sorted(at_highest))
