@@ -23,6 +23,7 @@ from adapters.flatfile.records import FileReader, MessageTooLarge, group_records
 from adapters.flatfile.reports import ErrorFolder, describe, problem_entry
 from adapters.flatfile.spec import options_of
 from adapters.flatfile.store import FILE, Entry, FileStore, LocalDirectory, StoreUnavailable
+from adapters.flatfile.window import Part, SubmitWindow
 from esb import codecs
 from esb.errors import InputError, Unavailable
 from esb.plugins import Accepted, RawMessage, Source, SourceContext
@@ -37,6 +38,21 @@ after every refused one); what was confirmed after it is de-duplicated by its id
 
 class SubmitStopped(Exception):
     """The bus could not store a part now: the file stays claimed and is resumed next poll."""
+
+
+class _Cadence:
+    """When the progress of a file is saved next: after PROGRESS_EVERY_RECORDS parts or
+    PROGRESS_EVERY_SECONDS, whichever comes first."""
+
+    def __init__(self):
+        self.unsaved, self.saved_at = 0, time.monotonic()
+
+    def due(self) -> bool:
+        return (self.unsaved >= PROGRESS_EVERY_RECORDS
+                or time.monotonic() - self.saved_at >= PROGRESS_EVERY_SECONDS)
+
+    def saved(self) -> None:
+        self.unsaved, self.saved_at = 0, time.monotonic()
 
 
 class FileSource(Source):
@@ -211,55 +227,84 @@ class FileSource(Source):
         return None
 
     def _submit_parts(self, claim: Claim, progress: Progress, progress_path: Path) -> bool:
-        """Submit each record or group after the saved progress; False when stopped before the end."""
+        """Submit each record or group after the saved progress, up to `in_flight` at a time; False
+        when stopped before the end. The progress moves past a part only once it and every part
+        before it were answered (stored, or refused and dead-lettered): see `SubmitWindow`."""
         reader = FileReader(self.options)
         shown = display_name(claim.name)
-        saved_at, unsaved = time.monotonic(), 0
-        with self._open(claim) as stream:
+        cadence = _Cadence()
+        window = SubmitWindow(self._context.submit, self.options["in_flight"])
+        with self._open(claim) as stream, window:
             reader.open(stream)
             offset, line = max(progress.offset, reader.data_start), max(progress.line, reader.data_start_line)
             records = reader.records(stream, offset, line)
-            groups = group_records(records, self.options["per"], self.options["group_by"],
-                                   self.options["max_file_bytes"])
+            groups = iter(group_records(records, self.options["per"], self.options["group_by"],
+                                        self.options["max_file_bytes"]))
             try:
-                for group in groups:
-                    if self._stopping.is_set():
-                        return False
-                    first, last = group[0].first_line, group[-1].last_line
-                    body = part_body(reader.prefix, group)
-                    metadata = {"file": shown, "line": first, "last_line": last,
-                                "route": self.route}
-                    raw = RawMessage(body, self.content_type, metadata)
-                    refused = self._submit(raw, f"{progress.identity}:{first}", progress, span=(first, last))
-                    progress.offset, progress.line = group[-1].end_offset, last
-                    unsaved += 1
-                    if refused or unsaved >= PROGRESS_EVERY_RECORDS or \
-                            time.monotonic() - saved_at >= PROGRESS_EVERY_SECONDS:
-                        self._save_progress(progress_path, progress)
-                        saved_at, unsaved = time.monotonic(), 0
+                while not (stopped := self._stopping.is_set()):
+                    try:
+                        group = next(groups, None)
+                    except Exception:  # the reader's (a bad or unreadable line): what is in flight counts
+                        for part in window.drain():
+                            self._settle(part, progress, progress_path, cadence)
+                        raise
+                    if group is None:
+                        break
+                    window.put(self._part(reader.prefix, group, shown, progress.identity))
+                    for part in window.answered():
+                        self._settle(part, progress, progress_path, cadence)
+                for part in window.drain():
+                    self._settle(part, progress, progress_path, cadence)
             finally:
-                if unsaved:  # best effort; after a hard crash, idempotency keys cover the gap
+                window.close()
+                if cadence.unsaved:  # best effort; after a hard crash, idempotency keys cover the gap
                     self._save_progress(progress_path, progress)
-        return True
+        return not stopped
+
+    def _part(self, prefix: bytes, group: list, shown: str, identity: str) -> Part:
+        first, last = group[0].first_line, group[-1].last_line
+        metadata = {"file": shown, "line": first, "last_line": last, "route": self.route}
+        raw = RawMessage(part_body(prefix, group), self.content_type, metadata)
+        return Part(raw, f"{identity}:{first}", (first, last), group[-1].end_offset, last)
+
+    def _settle(self, part: Part, progress: Progress, progress_path: Path, cadence: _Cadence) -> None:
+        """Count a part answered (in file order) and move the progress past it; saved after every
+        refused part, and every PROGRESS_EVERY_RECORDS parts or PROGRESS_EVERY_SECONDS."""
+        refused = self._account(part.raw, part.outcome(), progress, part.span)
+        progress.offset, progress.line = part.end_offset, part.last_line
+        cadence.unsaved += 1
+        if refused or cadence.due():
+            self._save_progress(progress_path, progress)
+            cadence.saved()
 
     def _submit(self, raw: RawMessage, key: str, progress: Progress, span: tuple[int, int] | None) -> bool:
-        """Submit one message; a refused one is dead-lettered and reported. True when refused."""
+        """Submit one message and wait for its answer; True when refused (see `_account`)."""
         assert self._context is not None, "start() was not called"
         try:
-            accepted: Accepted = self._context.submit(raw, idempotency_key=key)
-        except Unavailable as error:
-            raise SubmitStopped(f"{raw.metadata.get('file')} line {raw.metadata.get('line', 1)}: {error}") \
-                from error
-        except Exception as error:  # noqa: BLE001 - InputError, or a failure of the mapping itself
-            if not isinstance(error, InputError):
-                log.exception("route %s: %s line %s: submitting failed", self.route, raw.metadata.get("file"),
-                              raw.metadata.get("line", 1))
-            self._dead_letter(raw, error)
-            progress.add_problem(problem_entry(error, span, dead_lettered=True))
-            return True
-        if accepted.message_ids:  # a part that made no message (a header only) counts for nothing
-            progress.published += 1
-        return False
+            outcome: Accepted | BaseException = self._context.submit(raw, idempotency_key=key)
+        except BaseException as error:  # noqa: BLE001 - _account decides
+            outcome = error
+        return self._account(raw, outcome, progress, span)
+
+    def _account(self, raw: RawMessage, outcome: Accepted | BaseException, progress: Progress,
+                 span: tuple[int, int] | None) -> bool:
+        """Count what `submit` answered for `raw`; a refused one is dead-lettered and reported.
+        True when refused; `SubmitStopped` when the bus could not store it."""
+        if isinstance(outcome, Accepted):
+            if outcome.message_ids:  # a part that made no message (a header only) counts for nothing
+                progress.published += 1
+            return False
+        if isinstance(outcome, Unavailable):
+            raise SubmitStopped(f"{raw.metadata.get('file')} line {raw.metadata.get('line', 1)}: {outcome}") \
+                from outcome
+        if not isinstance(outcome, Exception):
+            raise outcome  # the worker is going away (SystemExit, KeyboardInterrupt)
+        if not isinstance(outcome, InputError):  # a failure of the mapping itself
+            log.error("route %s: %s line %s: submitting failed", self.route, raw.metadata.get("file"),
+                      raw.metadata.get("line", 1), exc_info=outcome)
+        self._dead_letter(raw, outcome)
+        progress.add_problem(problem_entry(outcome, span, dead_lettered=True))
+        return True
 
     def _open(self, claim: Claim):
         return self.store.open(claim.path, follow_symlinks=self.completeness.follow_symlinks)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.flatfile.names import template_problems
+from adapters.flatfile.window import DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT
 from esb import codecs
 from esb.codecs import decoding_for
 from esb.durations import duration_option
@@ -89,6 +90,12 @@ ENDPOINT_SCHEMA = {
         "per": {"enum": ["file", "record", "group"], "default": "file", "x-esb-role": "source",
                 "description": "One message per file, per record (line), or per group of records with the "
                                "same group_by value (e.g. the lines of one receipt)."},
+        "in_flight": {"type": "integer", "minimum": 1, "maximum": MAX_IN_FLIGHT, "default": DEFAULT_IN_FLIGHT,
+                      "x-esb-role": "source",
+                      "description": "per: record or group: parts of a file submitted before the broker "
+                                     "confirmed the earlier ones (messages in flight, one thread each); the "
+                                     "saved offset only moves past parts confirmed in file order. 1 submits "
+                                     "one at a time, which also publishes them in file order."},
         "group_by": {"type": ["string", "null"], "default": None, "x-esb-role": "source",
                      "description": "CSV column whose value groups consecutive records into one message "
                                     "(per: group)."},

@@ -6,13 +6,14 @@ The adapter's options and its registration are here; the parts, one concern each
 - `wsdl`: loading WSDL files (zeep's forbid settings on), operations by name, `esb check`'s checks;
 - `mapping_fit`: `esb check` refuses a destination whose mapping cannot write the operation's input;
 - `client`: calling an operation (auth, sessions), fault classification, and the sink;
-- `poll`: the poll source and its watermark file;
+- `poll`: the poll source and its watermark file, with `paging` (following the pages of an answer);
 - `inbound`: `POST /soap/<route>` (SOAP 1.1/1.2) and `GET ?wsdl`, with `envelopes` (the faults and
   responses it answers with) and `schema` (the WSDL's XML schema that checks a request).
 
 Outbound (`to: {soap: {system, operation, params}}`): see `adapters.soap.client`.
-Poll (`from: {soap: {system, operation, poll, params, watermark, watermark_param}}`): see
-`adapters.soap.poll`. Inbound (`from: {soap: {operation, inbound: true, wsdl}}`): see
+Poll (`from: {soap: {system, operation, poll, params, watermark, watermark_param}}`, paged with
+`page_param` or `next_page` + `page_token_param`, `records`, `max_pages`): see `adapters.soap.poll`
+and `adapters.soap.paging`. Inbound (`from: {soap: {operation, inbound: true, wsdl}}`): see
 `SoapInboundSource`.
 """
 
@@ -29,6 +30,7 @@ from adapters.soap.client import (
 from adapters.soap.envelopes import SoapFault, fault_response, response_element
 from adapters.soap.inbound import SoapInboundSource, parse_envelope
 from adapters.soap.mapping_fit import check_mapping
+from adapters.soap.paging import PAGING_OPTIONS
 from adapters.soap.poll import SoapPollSource, WatermarkFile, answer_records
 from adapters.soap.schema import request_schema, schema_problems
 from adapters.soap.wsdl import (
@@ -112,6 +114,7 @@ ENDPOINT_SCHEMA = {
         "watermark_param": {"type": ["string", "null"], "default": None, "x-esb-role": "source",
                             "description": "Request parameter that receives the stored watermark on the "
                                            "next poll."},
+        **PAGING_OPTIONS,
         "inbound": {"type": "boolean", "default": False, "x-esb-role": "source",
                     "description": "Accept SOAP calls of the operation at POST /soap/<route> (answered "
                                    "after the message is stored, or with a SOAP fault)."},

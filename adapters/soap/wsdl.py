@@ -18,6 +18,7 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 
+from adapters.soap.paging import paging_problems
 from esb.problems import unknown
 
 ZEEP_FORBID = {"forbid_dtd": True, "forbid_entities": True, "forbid_external": True}
@@ -149,7 +150,8 @@ def find_operation(wsdl: str | os.PathLike, name: str) -> OperationInfo:
 
 def check_endpoint(endpoint, system: dict | None, base_dir) -> list[str]:
     """A source polls or is inbound; the WSDL it uses loads safely and offers the operation; the
-    fixed parameters and the watermark parameter are parameters of that operation."""
+    fixed parameters, the watermark parameter and the paging parameters are parameters of that
+    operation; the paging options fit together (`adapters.soap.paging.paging_problems`)."""
     options = endpoint.options
     problems = []
     is_source = "inbound" in options  # only a source's options carry the source-only keys
@@ -163,6 +165,7 @@ def check_endpoint(endpoint, system: dict | None, base_dir) -> list[str]:
         problems.append("a polling soap source needs system: (whose WSDL and credentials to use)")
     if is_source:
         problems.extend(_watermark_problems(options))
+        problems.extend(paging_problems(options))
     wsdl = options.get("wsdl") or (system or {}).get("wsdl")
     if is_source and options.get("inbound") and not wsdl:
         problems.append("an inbound soap source needs wsdl: (or a system with one)")
@@ -196,9 +199,10 @@ def _operation_problems(options: dict, wsdl: str, system: dict | None) -> list[s
         for name in options.get("params") or {}:
             if name not in fields:
                 problems.append(f"params: {unknown(f'parameter of {found.name}', name, fields)}")
-        parameter = options.get("watermark_param")
-        if parameter and parameter not in fields:
-            problems.append(f"watermark_param: {unknown(f'parameter of {found.name}', parameter, fields)}")
+        for option in ("watermark_param", "page_param", "page_token_param"):
+            parameter = options.get(option)
+            if parameter and parameter not in fields:
+                problems.append(f"{option}: {unknown(f'parameter of {found.name}', parameter, fields)}")
     calls = not options.get("inbound")
     if calls and system is not None and not system.get("endpoint_url") and not found.address:
         problems.append(f"the WSDL gives no address for {found.name}: set endpoint_url in the system")

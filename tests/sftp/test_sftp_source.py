@@ -91,7 +91,8 @@ def test_the_server_killed_in_the_middle_of_a_file_loses_and_doubles_no_record(s
 
     keys = [key for key, _, _ in bus.published]
     assert len(keys) == records and len(set(keys)) == records
-    assert [metadata["line"] for _, _, metadata in bus.published] == list(range(2, records + 2))
+    # in file order once sorted: parts in flight may be published out of order (in_flight)
+    assert sorted(metadata["line"] for _, _, metadata in bus.published) == list(range(2, records + 2))
     assert source.readiness() is None and not (inbox / "error").exists()
 
 
@@ -134,8 +135,9 @@ def test_an_unknown_host_key_is_refused_never_accepted_on_first_sight(sshd, tmp_
     assert empty.read_text() == ""
 
 
-def test_a_10000_record_file_is_streamed_from_the_server_in_constant_memory(sshd, inbox):
-    size = write_stock_file(inbox / "many.csv", 10_000).stat().st_size
+def test_a_30000_record_file_is_streamed_from_the_server_in_constant_memory(sshd, inbox):
+    # 30,000: the window of parts in flight (64 threads, ~0.5 MB whatever the file) fits under size / 4
+    size = write_stock_file(inbox / "many.csv", 30_000).stat().st_size
     count = 0
 
     def submit(raw, idempotency_key=None):
@@ -151,5 +153,5 @@ def test_a_10000_record_file_is_streamed_from_the_server_in_constant_memory(sshd
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 
-    assert count == 10_000 and (inbox / "processed" / "many.csv").exists()
+    assert count == 30_000 and (inbox / "processed" / "many.csv").exists()
     assert peak < size / 4, f"peak {peak} bytes for a {size}-byte file"

@@ -1,0 +1,104 @@
+"""A window of submits in flight: the file source hands each part to `submit` without waiting for
+the broker's confirm of the one before, and takes the answers back in file order.
+
+`submit` blocks until the broker confirmed (see `esb.plugins.Submit`), so the parts in flight each
+wait on a thread of a small pool; at most `limit` of them are outstanding, which bounds memory
+(a part's body is held until it is answered) whatever the size of the file. Answers are handed
+back strictly in submission order: a part confirmed before an earlier one waits in the window
+until that one is answered, so whoever advances a saved offset from them never passes a gap.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from esb.plugins import Accepted, RawMessage
+
+DEFAULT_IN_FLIGHT = 64
+"""Parts of a file submitted and not yet answered (per: record or group); 1 submits one at a time."""
+
+MAX_IN_FLIGHT = 512
+"""The largest `in_flight` accepted: one thread waits on each part in flight."""
+
+
+@dataclass(slots=True)
+class Part:
+    """One record or group of a file, submitted under `key`; `end_offset` and `last_line` are where
+    the saved progress goes once it (and every part before it) was answered."""
+
+    raw: RawMessage
+    key: str
+    span: tuple[int, int]
+    end_offset: int
+    last_line: int
+    future: concurrent.futures.Future | None = None  # set by SubmitWindow.put
+
+    def outcome(self) -> Accepted | BaseException:
+        """What `submit` answered: `Accepted`, or what it raised (waits for it)."""
+        try:
+            return self.future.result()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, which decides
+            return error
+
+
+class SubmitWindow:
+    """Up to `limit` parts in flight, answered in order; a context manager (the pool's lifetime).
+
+    `limit` 1 calls `submit` in the caller's thread, one part at a time, with no pool."""
+
+    def __init__(self, submit: Callable[..., Accepted], limit: int = DEFAULT_IN_FLIGHT):
+        self._submit = submit
+        self.limit = max(1, int(limit))
+        self._pending: deque[Part] = deque()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> SubmitWindow:
+        if self.limit > 1:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.limit, thread_name_prefix="esb-file-part")
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, part: Part) -> None:
+        """Submit `part`; its answer comes back from `answered()` or `drain()`, in order."""
+        if self._pool is None:
+            part.future = concurrent.futures.Future()
+            try:
+                part.future.set_result(self._submit(part.raw, idempotency_key=part.key))
+            except BaseException as error:  # noqa: BLE001 - kept as its answer, like a pool's future
+                part.future.set_exception(error)
+        else:
+            part.future = self._pool.submit(self._submit, part.raw, idempotency_key=part.key)
+        self._pending.append(part)
+
+    def answered(self) -> Iterator[Part]:
+        """The oldest parts whose answer is in, in order; when the window is full, waits for the
+        oldest first, so that there is room for the next part."""
+        while self._pending and (len(self._pending) >= self.limit or self._pending[0].future.done()):
+            part = self._pending.popleft()
+            part.future.exception()  # wait for it
+            yield part
+
+    def drain(self) -> Iterator[Part]:
+        """Every part still in flight, in order, each once answered."""
+        while self._pending:
+            part = self._pending.popleft()
+            part.future.exception()
+            yield part
+
+    def close(self) -> None:
+        """Forget what was not answered yet: parts not started are cancelled, those running are
+        waited for (their messages may be stored: their keys de-duplicate them when the file is
+        resumed). Safe to call twice."""
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
