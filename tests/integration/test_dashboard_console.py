@@ -195,7 +195,9 @@ def test_a_trace_search_shows_every_hop_of_a_document_or_says_nothing_was_found(
 def test_the_business_panels_show_inventory_accuracy_and_open_alerts_or_not_available(browser, bus):
     history = AccuracyHistory(state_target(bus.options.data_dir, bus.options.journal))
     history.record({"warehouse": "WH1", "as_of": "2026-11-24T18:00:00+01:00", "accuracy": "0.975",
-                    "compared_lines": 40, "lines": [{}], "book_snapshot_id": "B1", "shelf_snapshot_id": "S1"})
+                    "compared_lines": 40, "book_snapshot_id": "B1", "shelf_snapshot_id": "S1",
+                    "lines": [{"sku": "12345", "uom": "EA", "book_quantity": "10", "shelf_quantity": "9",
+                               "difference": "-1"}]})
 
     page = open_dashboard(browser, bus, VIEWER_KEY)
     accuracy = page.locator('#accuracy-table tr[data-warehouse="WH1"]')
