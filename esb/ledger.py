@@ -91,7 +91,8 @@ class DocumentLedger:
         self._flushed = threading.Condition()
         self._queued = self._written = 0
         self._closing = False
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        with closing(self._database.connect()) as connection, \
+                self._database.schema_transaction(connection) as cursor:
             for statement in _SCHEMA:
                 cursor.execute(statement)
         self._writer = None

@@ -32,7 +32,8 @@ Conversions = dict[tuple[str, str], tuple[Decimal, str]]
 class ItemUnits:
     def __init__(self, target: str | Path):
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        with closing(self._database.connect()) as connection, \
+                self._database.schema_transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
 
     def record(self, item: dict[str, Any], now: float | None = None) -> int:

@@ -67,7 +67,8 @@ class Watch:
     def __init__(self, target: str | Path, rules: list[dict]):
         self.rules = rules
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        with closing(self._database.connect()) as connection, \
+                self._database.schema_transaction(connection) as cursor:
             cursor.execute(_SCHEMA)
 
     def check(self, view: BusView, now: float | None = None) -> list[Fired]:

@@ -9,9 +9,15 @@ import uuid
 
 import pytest
 
+from adapters.as2.receipt_store import ReceiptStore
+from esb.accuracy import AccuracyHistory
 from esb.aggregator import AggregationStore
+from esb.alerts import AlertOutbox
 from esb.idempotency import IdempotencyStore
 from esb.journal import Journal
+from esb.ledger import DocumentLedger
+from esb.units import ItemUnits
+from esb.watch import Watch
 
 ADMIN_DSN = os.environ.get("ESB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1/test")
 
@@ -40,9 +46,15 @@ def test_nodes_starting_at_once_on_a_fresh_postgresql_all_create_their_tables(fr
     def start_a_node() -> None:
         barrier.wait()
         try:
-            Journal(fresh_postgres).close()
+            Journal(fresh_postgres).close()  # every store a node opens on its state database
             IdempotencyStore(fresh_postgres, scope="s")
             AggregationStore(fresh_postgres)
+            AccuracyHistory(fresh_postgres)
+            AlertOutbox(fresh_postgres)
+            DocumentLedger(fresh_postgres, writer=False)
+            ItemUnits(fresh_postgres)
+            Watch(fresh_postgres, [])
+            ReceiptStore(fresh_postgres)
         except Exception as error:  # the assertion below names it
             errors.append(error)
 

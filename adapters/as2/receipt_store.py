@@ -74,7 +74,8 @@ class ReceiptStore:
 
     def __init__(self, target: str | Path):
         self._database = Database(target)
-        with closing(self._database.connect()) as connection, transaction(connection) as cursor:
+        with closing(self._database.connect()) as connection, \
+                self._database.schema_transaction(connection) as cursor:
             for statement in _SCHEMA:
                 cursor.execute(statement)
 
