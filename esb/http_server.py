@@ -52,7 +52,7 @@ import httptools
 from flask import Flask
 
 from esb import jsonfmt
-from esb.push import DEFER
+from esb.push import DEFER, INLINE, OFFLOAD
 from esb.web import SECURITY_HEADERS
 
 log = logging.getLogger("esb.http")
@@ -127,6 +127,9 @@ _SECURITY = [(name.encode("latin-1"), value.encode("latin-1")) for name, value i
 _UNTRUSTED = frozenset({"HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
                         "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY"})
 _NO_BODY = frozenset({204, 304})
+INLINE_PATHS = ("/in/", "/healthz")
+"""Requests run on the loop thread (see `HttpServer.runs_inline`): REST inbound posts, liveness."""
+INLINE_MAX_BODY_BYTES = 256 * 1024
 
 
 class _Clock:
@@ -303,7 +306,11 @@ class _Connection(asyncio.Protocol):
         if request.error is not None:
             self.send(request, *error_answer(request.error.status, str(request.error)))
             return
-        self.server.call_app(self, request, self._environ(request))
+        environ = self.environ(request)
+        if self.server.runs_inline(environ):
+            self.server.call_app_inline(self, request, environ)
+        else:
+            self.server.call_app(self, request, environ)
 
     def send(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Write one answer (on the loop thread); keep the connection or close it."""
@@ -345,7 +352,7 @@ class _Connection(asyncio.Protocol):
         elif self.request is None:
             self.deadline, self.waiting_for = time.monotonic() + self.limits.idle_timeout, "idle"
 
-    def _environ(self, request: _Request) -> dict[str, Any]:
+    def environ(self, request: _Request) -> dict[str, Any]:
         url = httptools.parse_url(request.url)
         body = b"".join(request.body)
         environ: dict[str, Any] = {
@@ -432,6 +439,7 @@ class HttpServer:
         self.port = int(self._listener.getsockname()[1])
         self.connections: set[_Connection] = set()
         self._timed_out = 0
+        self.offloaded = 0  # inline requests run again on an app thread (storing had to wait), for tests
         self._accepting = False
         self._loop = _new_loop()
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -534,15 +542,31 @@ class HttpServer:
                     connection.transport.close()
         self._loop.call_later(1.0, self._sweep)
 
-    # the app threads
+    # the app: inline on the loop, or on the app threads
+    def runs_inline(self, environ: dict[str, Any]) -> bool:
+        """Inbound posts of ordinary size run on the loop thread: no hand-off to an app thread and
+        back, which cost more than the request itself (measured). Everything else (the API, the
+        dashboard, SOAP, large bodies) runs on the app threads, where waiting harms no one."""
+        return (environ["PATH_INFO"].startswith(INLINE_PATHS)
+                and int(environ["CONTENT_LENGTH"]) <= INLINE_MAX_BODY_BYTES)
+
     def call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
         self._jobs.put(lambda: self._call_app(connection, request, environ))
+
+    def call_app_inline(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
+        """On the loop thread; where storing would have to wait (`esb.push.OFFLOAD`), the request
+        runs again on an app thread."""
+        offloaded: list[bool] = []
+        environ[INLINE] = True
+        environ[OFFLOAD] = lambda: offloaded.append(True)
+        self._call_app(connection, request, environ, inline=True, offloaded=offloaded)
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             job()
 
-    def _call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
+    def _call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any], *,
+                  inline: bool = False, offloaded: list[bool] | None = None) -> None:
         deferred: list[tuple[Deferred, Callable[[], Any]]] = []
         environ[DEFER] = lambda pending, answer: deferred.append((pending, answer))
         try:
@@ -551,8 +575,13 @@ class HttpServer:
             log.exception("esb: the HTTP app failed on %s %s", environ["REQUEST_METHOD"],
                           environ["PATH_INFO"])
             status, headers, body = error_answer(500, "the bus failed on this request; it is logged")
+        if offloaded:
+            self.offloaded += 1
+            self.call_app(connection, request, connection.environ(request))
+            return
+        on_loop = self._loop.call_soon if inline else self._loop.call_soon_threadsafe
         if not deferred:
-            self._loop.call_soon_threadsafe(connection.send, request, status, headers, body)
+            on_loop(connection.send, request, status, headers, body)
             return
         pending, answer = deferred[0]
         timer: list[asyncio.TimerHandle] = []
@@ -580,7 +609,7 @@ class HttpServer:
         def arm() -> None:  # before finish() can run: both are queued on the loop, in this order
             timer.append(self._loop.call_later(pending.timeout, at_deadline))
 
-        self._loop.call_soon_threadsafe(arm)
+        on_loop(arm)
         pending.when_done(lambda: self._loop.call_soon_threadsafe(finish))
 
     def _respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -15,8 +15,15 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from esb.errors import Unavailable
+from esb.errors import Unavailable, WouldWait
 from esb.plugins import Accepted, RawMessage, Submit
+
+INLINE = "esb.inline"
+"""The WSGI environ key that is True when the app runs on the server's loop thread, which must
+never wait: `answer_when_stored` then asks for the request to be run again on a thread
+(`environ[OFFLOAD]()`) where storing would have to wait."""
+
+OFFLOAD = "esb.offload"
 
 DEFER = "esb.defer"
 """The WSGI environ key of a server that can wait for an answer (`esb.http_server`): its value is
@@ -113,10 +120,16 @@ def answer_when_stored(submit_async: Callable[..., Any], raw: RawMessage,
     keys: dict[str, Any] = {"idempotency_key": idempotency_key}
     if business_key is not None:
         keys["business_key"] = business_key
+    inline = request.environ.get(INLINE, False)
+    if inline:
+        keys["may_wait"] = False
     try:
         storing = submit_async(raw, **keys)
     except Unavailable as error:
         raise unavailable(error) from None
+    except WouldWait:
+        request.environ[OFFLOAD]()
+        return Response(status=202)  # a placeholder: the server runs the request again on a thread
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def respond() -> Response:
