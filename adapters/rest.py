@@ -18,7 +18,7 @@ import requests
 from flask import jsonify, request
 
 from esb import jsonfmt, push
-from esb.credentials import presented_key
+from esb.credentials import presented_key_of
 from esb.durations import parse_duration
 from esb.errors import Conflict, DecodeError, InputError, Permanent, Retryable
 from esb.plugins import (
@@ -143,13 +143,13 @@ class RestSource(Source):
     def _receive(self):
         try:
             if self.options["auth"] != "none":
-                push.authorize(self._credentials, self.route, presented_key(request.headers))
+                push.authorize(self._credentials, self.route, presented_key_of(request.environ))
             body = push.read_body(request, self.options["max_body_bytes"])
             if not body:
                 return push.error_response(400, "decode", "the body is empty")
             metadata = {"sender": self.sender, "remote": request.remote_addr}
             raw = RawMessage(body, request.content_type, metadata)
-            idempotency_key = request.headers.get("Idempotency-Key")
+            idempotency_key = request.environ.get("HTTP_IDEMPOTENCY_KEY")
             if self._submit_async is None:
                 return _accepted(push.store(self._submit, raw, idempotency_key=idempotency_key,
                                             business_key=self._business_key(body)))
