@@ -176,12 +176,11 @@ class RestSource(Source):
 
 
 def _accepted(accepted: Accepted):
-    """202 with the new ids, or 200 with the first ids for a repeat."""
+    """202 with the new ids, or 200 with the first ids for a repeat (made outside a Flask context
+    when the answer was deferred)."""
     ids = list(accepted.message_ids)
     answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
-    response = jsonify(answer)
-    response.status_code = 200 if accepted.duplicate else 202
-    return response
+    return push.json_response(answer, 200 if accepted.duplicate else 202)
 
 
 # --- the sink: calls to a system's API ----------------------------------------------------------
