@@ -20,6 +20,7 @@ import argparse
 import collections
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -71,13 +72,19 @@ class Sink:
         (directory / "nginx.conf").write_text(NGINX_CONF.format(dir=directory, port=self.port))
         subprocess.run(["nginx", "-c", str(directory / "nginx.conf"), "-p", str(directory)], check=True)
         self.url = f"http://127.0.0.1:{self.port}"
+        self._read = self._lines = 0
 
     def count(self) -> int:
+        """Requests logged so far (the log is read on from where the last count stopped)."""
         try:
             with open(self.dir / "access.log", "rb") as log:
-                return log.read().count(b"\n")
+                log.seek(self._read)
+                chunk = log.read()
         except FileNotFoundError:
             return 0
+        self._read += len(chunk)
+        self._lines += chunk.count(b"\n")
+        return self._lines
 
     def wait_for(self, n: int, timeout: float) -> float:
         """Seconds until the sink has logged `n` requests (raises after `timeout`)."""
@@ -85,7 +92,7 @@ class Sink:
         while (seen := self.count()) < n:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the sink logged {seen} of {n} requests in {timeout:g} s")
-            time.sleep(0.02)
+            time.sleep(0.05)
         return time.perf_counter()
 
     def stop(self) -> None:
@@ -154,7 +161,9 @@ def drain(args: argparse.Namespace, work: Path, sink: Sink) -> dict:
     prefix = "bd-" + uuid.uuid4().hex[:6]
     work.mkdir(parents=True)
     config = load_config(write_routes(work, prefix, sink.url, args.routes))
-    options = RuntimeOptions(broker_url=args.url, data_dir=work / "data", http=False, sources=False)
+    transport = {name: value for name in ("concurrency", "prefetch") if (value := getattr(args, name))}
+    options = RuntimeOptions(broker_url=args.url, data_dir=work / "data", http=False, sources=False,
+                             transport_options=transport)
     runtime = Runtime(config, options).start()
     try:
         names = [route.name for route in config.routes]
@@ -167,15 +176,15 @@ def drain(args: argparse.Namespace, work: Path, sink: Sink) -> dict:
         before = sink.count()
         profiler = None
         if args.profile:
-            profiler = subprocess.Popen(["py-spy", "record", "-r", "200", "-f", "raw", "--gil", "-o",
+            profiler = subprocess.Popen(["py-spy", "record", "-r", "1000", "-f", "raw", "--gil", "-o",
                                          str(work / "profile.txt"), "-p", str(os.getpid())],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
-        cpu, started = time.process_time(), time.perf_counter()
+        usage, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         for name in names:
             runtime.transport.resume(name)
         finished = sink.wait_for(before + total, timeout=max(60.0, total / 50))
-        cpu = time.process_time() - cpu
+        after = resource.getrusage(resource.RUSAGE_SELF)
         if profiler is not None:
             profiler.send_signal(2)
             profiler.wait(30)
@@ -187,7 +196,10 @@ def drain(args: argparse.Namespace, work: Path, sink: Sink) -> dict:
     if left:
         raise SystemExit(f"messages left in the queues after the drain (not acked?): {depths}")
     seconds = finished - started
-    return {"n": total, "seconds": seconds, "rate": total / seconds, "cpu_us": cpu / total * 1e6,
+    user, system = after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime
+    switches = after.ru_nvcsw + after.ru_nivcsw - usage.ru_nvcsw - usage.ru_nivcsw
+    return {"n": total, "seconds": seconds, "rate": total / seconds, "cpu_us": (user + system) / total * 1e6,
+            "user_us": user / total * 1e6, "switches": switches / total,
             "profile": work / "profile.txt" if args.profile else None}
 
 
@@ -224,6 +236,9 @@ def main() -> None:
     parser.add_argument("-n", "--messages", type=int, default=10_000, help="messages per route")
     parser.add_argument("--routes", default="json,idoc", help="json, idoc or both (comma-separated)")
     parser.add_argument("--url", default=URL)
+    parser.add_argument("--concurrency", type=int,
+                        help="handler threads per destination (default: the bus's)")
+    parser.add_argument("--prefetch", type=int, help="messages in hand per destination (default: the bus's)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--peer", action="store_true", help="also run the aio-pika + aiohttp peer")
     parser.add_argument("--profile", action="store_true", help="py-spy the bus's drain")
@@ -238,7 +253,8 @@ def main() -> None:
             result = drain(args, work / f"bus{round_}", sink)
             print(f"bus  delivery ({'+'.join(args.routes)}; consume, map out, POST, ack): {result['n']} in "
                   f"{result['seconds']:.1f} s = {result['rate']:,.0f} msg/s, "
-                  f"CPU {result['cpu_us']:.0f} us/msg", flush=True)
+                  f"CPU {result['cpu_us']:.0f} us/msg ({result['user_us']:.0f} user), "
+                  f"{result['switches']:.1f} context switches/msg", flush=True)
             if result["profile"]:
                 print_profile(result["profile"])
     finally:
