@@ -37,7 +37,7 @@ from esb.runtime import Runtime, RuntimeOptions
 
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 PROJECT = Path(__file__).resolve().parent.parent
-PEERS = PROJECT.parent / "shared" / "peers" / "http"
+PEERS = Path(os.environ.get("ESB_HTTP_PEERS") or PROJECT.parent / "shared" / "peers" / "http")
 SAMPLES = {"json": PEERS / "order.json", "idoc": PEERS / "idoc.xml"}
 
 NGINX_CONF = """worker_processes 1;
