@@ -463,11 +463,13 @@ class HttpServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop listening, close the open (kept-alive) connections, let running requests finish."""
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop listening, close the idle (kept-alive) connections, give the requests in progress
+        (an inbound post waiting for its confirm among them) up to `grace` seconds to be answered,
+        then close the rest."""
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._close_everything)
-            self._thread.join(timeout=5)
+            self._loop.call_soon_threadsafe(self._close_everything, time.monotonic() + grace)
+            self._thread.join(timeout=grace + 5)
         else:
             self._listener.close()
         for _ in self._workers:
@@ -485,13 +487,31 @@ class HttpServer:
         finally:
             self._loop.close()
 
-    def _close_everything(self) -> None:
+    def _close_everything(self, deadline: float) -> None:
         self._stop_accepting()
-        self._listener.close()
+        if self._listener.fileno() >= 0:
+            self._listener.close()
+        in_progress = False
         for connection in list(self.connections):
-            if connection.transport is not None:
+            if connection.busy and time.monotonic() < deadline:
+                in_progress = True
+                connection.request = None
+                connection.ready.clear()  # answer the one in progress, then close
+                connection.closing = True
+            elif connection.transport is not None:
                 connection.transport.close()
-        self._loop.call_later(0.05, self._loop.stop)
+        if in_progress:
+            self._loop.call_later(0.05, self._close_everything, deadline)
+        else:
+            self._loop.call_later(0.05, self._loop.stop)
+
+    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        """`callback(*args)` on the loop thread, from any thread; nothing once the loop is closed
+        (the server stopped: its connections are closed, so there is no one left to answer)."""
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            log.debug("esb: an answer came after the HTTP server stopped")
 
     def _start_accepting(self) -> None:
         if not self._accepting and self._listener.fileno() >= 0:
@@ -579,7 +599,7 @@ class HttpServer:
             self.offloaded += 1
             self.call_app(connection, request, connection.environ(request))
             return
-        on_loop = self._loop.call_soon if inline else self._loop.call_soon_threadsafe
+        on_loop = self._loop.call_soon if inline else self._on_loop
         if not deferred:
             on_loop(connection.send, request, status, headers, body)
             return
@@ -610,7 +630,7 @@ class HttpServer:
             timer.append(self._loop.call_later(pending.timeout, at_deadline))
 
         on_loop(arm)
-        pending.when_done(lambda: self._loop.call_soon_threadsafe(finish))
+        pending.when_done(lambda: self._on_loop(finish))
 
     def _respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         started: list[Any] = []
