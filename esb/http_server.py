@@ -52,7 +52,7 @@ import httptools
 from flask import Flask
 
 from esb import jsonfmt
-from esb.push import DEFER
+from esb.push import DEFER, INLINE, OFFLOAD
 from esb.web import SECURITY_HEADERS
 
 log = logging.getLogger("esb.http")
@@ -127,6 +127,9 @@ _SECURITY = [(name.encode("latin-1"), value.encode("latin-1")) for name, value i
 _UNTRUSTED = frozenset({"HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
                         "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY"})
 _NO_BODY = frozenset({204, 304})
+INLINE_PATHS = ("/in/", "/healthz")
+"""Requests run on the loop thread (see `HttpServer.runs_inline`): REST inbound posts, liveness."""
+INLINE_MAX_BODY_BYTES = 256 * 1024
 
 
 class _Clock:
@@ -303,7 +306,11 @@ class _Connection(asyncio.Protocol):
         if request.error is not None:
             self.send(request, *error_answer(request.error.status, str(request.error)))
             return
-        self.server.call_app(self, request, self._environ(request))
+        environ = self.environ(request)
+        if self.server.runs_inline(environ):
+            self.server.call_app_inline(self, request, environ)
+        else:
+            self.server.call_app(self, request, environ)
 
     def send(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Write one answer (on the loop thread); keep the connection or close it."""
@@ -345,7 +352,7 @@ class _Connection(asyncio.Protocol):
         elif self.request is None:
             self.deadline, self.waiting_for = time.monotonic() + self.limits.idle_timeout, "idle"
 
-    def _environ(self, request: _Request) -> dict[str, Any]:
+    def environ(self, request: _Request) -> dict[str, Any]:
         url = httptools.parse_url(request.url)
         body = b"".join(request.body)
         environ: dict[str, Any] = {
@@ -432,6 +439,7 @@ class HttpServer:
         self.port = int(self._listener.getsockname()[1])
         self.connections: set[_Connection] = set()
         self._timed_out = 0
+        self.offloaded = 0  # inline requests run again on an app thread (storing had to wait), for tests
         self._accepting = False
         self._loop = _new_loop()
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -455,11 +463,13 @@ class HttpServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop listening, close the open (kept-alive) connections, let running requests finish."""
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop listening, close the idle (kept-alive) connections, give the requests in progress
+        (an inbound post waiting for its confirm among them) up to `grace` seconds to be answered,
+        then close the rest."""
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._close_everything)
-            self._thread.join(timeout=5)
+            self._loop.call_soon_threadsafe(self._close_everything, time.monotonic() + grace)
+            self._thread.join(timeout=grace + 5)
         else:
             self._listener.close()
         for _ in self._workers:
@@ -477,13 +487,31 @@ class HttpServer:
         finally:
             self._loop.close()
 
-    def _close_everything(self) -> None:
+    def _close_everything(self, deadline: float) -> None:
         self._stop_accepting()
-        self._listener.close()
+        if self._listener.fileno() >= 0:
+            self._listener.close()
+        in_progress = False
         for connection in list(self.connections):
-            if connection.transport is not None:
+            if connection.busy and time.monotonic() < deadline:
+                in_progress = True
+                connection.request = None
+                connection.ready.clear()  # answer the one in progress, then close
+                connection.closing = True
+            elif connection.transport is not None:
                 connection.transport.close()
-        self._loop.call_later(0.05, self._loop.stop)
+        if in_progress:
+            self._loop.call_later(0.05, self._close_everything, deadline)
+        else:
+            self._loop.call_later(0.05, self._loop.stop)
+
+    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        """`callback(*args)` on the loop thread, from any thread; nothing once the loop is closed
+        (the server stopped: its connections are closed, so there is no one left to answer)."""
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            log.debug("esb: an answer came after the HTTP server stopped")
 
     def _start_accepting(self) -> None:
         if not self._accepting and self._listener.fileno() >= 0:
@@ -534,15 +562,31 @@ class HttpServer:
                     connection.transport.close()
         self._loop.call_later(1.0, self._sweep)
 
-    # the app threads
+    # the app: inline on the loop, or on the app threads
+    def runs_inline(self, environ: dict[str, Any]) -> bool:
+        """Inbound posts of ordinary size run on the loop thread: no hand-off to an app thread and
+        back, which cost more than the request itself (measured). Everything else (the API, the
+        dashboard, SOAP, large bodies) runs on the app threads, where waiting harms no one."""
+        return (environ["PATH_INFO"].startswith(INLINE_PATHS)
+                and int(environ["CONTENT_LENGTH"]) <= INLINE_MAX_BODY_BYTES)
+
     def call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
         self._jobs.put(lambda: self._call_app(connection, request, environ))
+
+    def call_app_inline(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
+        """On the loop thread; where storing would have to wait (`esb.push.OFFLOAD`), the request
+        runs again on an app thread."""
+        offloaded: list[bool] = []
+        environ[INLINE] = True
+        environ[OFFLOAD] = lambda: offloaded.append(True)
+        self._call_app(connection, request, environ, inline=True, offloaded=offloaded)
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             job()
 
-    def _call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any]) -> None:
+    def _call_app(self, connection: _Connection, request: _Request, environ: dict[str, Any], *,
+                  inline: bool = False, offloaded: list[bool] | None = None) -> None:
         deferred: list[tuple[Deferred, Callable[[], Any]]] = []
         environ[DEFER] = lambda pending, answer: deferred.append((pending, answer))
         try:
@@ -551,8 +595,13 @@ class HttpServer:
             log.exception("esb: the HTTP app failed on %s %s", environ["REQUEST_METHOD"],
                           environ["PATH_INFO"])
             status, headers, body = error_answer(500, "the bus failed on this request; it is logged")
+        if offloaded:
+            self.offloaded += 1
+            self.call_app(connection, request, connection.environ(request))
+            return
+        on_loop = self._loop.call_soon if inline else self._on_loop
         if not deferred:
-            self._loop.call_soon_threadsafe(connection.send, request, status, headers, body)
+            on_loop(connection.send, request, status, headers, body)
             return
         pending, answer = deferred[0]
         timer: list[asyncio.TimerHandle] = []
@@ -580,8 +629,8 @@ class HttpServer:
         def arm() -> None:  # before finish() can run: both are queued on the loop, in this order
             timer.append(self._loop.call_later(pending.timeout, at_deadline))
 
-        self._loop.call_soon_threadsafe(arm)
-        pending.when_done(lambda: self._loop.call_soon_threadsafe(finish))
+        on_loop(arm)
+        pending.when_done(lambda: self._on_loop(finish))
 
     def _respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         started: list[Any] = []

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,19 @@ def _unavailable(error: BaseException) -> Unavailable:
 class _Operation:
     """One caller's statements, waiting for a batch (see `IdempotencyStore._run`)."""
 
-    __slots__ = ("run", "savepoint", "result", "error", "done")
+    __slots__ = ("run", "savepoint", "alone", "result", "error", "done")
 
-    def __init__(self, run: Callable[[Any], Any], savepoint: bool):
+    def __init__(self, run: Callable[[Any], Any], savepoint: bool, alone: Callable[[Any], Any] | None):
         self.run = run
         self.savepoint = savepoint  # whether a failure may leave statements of its own to undo
+        self.alone = alone  # one statement that settles it when it runs alone (autocommit), or UNDECIDED
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
+
+
+UNDECIDED = object()
+"""What an operation's single statement returns when the operation needs its whole transaction."""
 
 
 class _Busy(Exception):
@@ -152,20 +158,23 @@ class IdempotencyStore:
                            f" ON CONFLICT DO NOTHING", (self.scope,))  # WHERE: SQLite needs it before ON
             cursor.execute(f"DROP TABLE {_LEGACY_TABLE}")
 
-    def _run(self, operation: Callable[[Any], Any], *, savepoint: bool = True) -> Any:
+    def _run(self, operation: Callable[[Any], Any], *, savepoint: bool = True,
+             alone: Callable[[Any], Any] | None = None) -> Any:
         """`operation(cursor)` in a transaction; its result, or what it raised.
 
         SQLite (one connection) batches: each caller queues its operation, and whichever caller
         holds the connection next runs every queued one in a single transaction, an operation that
         may fail after writing (a claim of several keys) inside its own savepoint, so it undoes only
-        its own statements. Under load one
-        commit serves many requests instead of each request queueing for its own (group commit:
-        the per-request transactions were the inbound path's bottleneck, measured with py-spy).
+        its own statements. Under load one commit serves many requests instead of each request
+        queueing for its own (group commit: the per-request transactions were the inbound path's
+        bottleneck, measured with py-spy). An operation that runs alone and has a single statement
+        that settles it (`alone`: the INSERT of a new key, a confirm's UPDATE) runs just that, in
+        autocommit: one statement instead of BEGIN, the statement and COMMIT.
         PostgreSQL: a transaction of the caller's own, on its thread's connection."""
         if self._shared is None:
             with self._transaction() as cursor:
                 return operation(cursor)
-        mine = _Operation(operation, savepoint)
+        mine = _Operation(operation, savepoint, alone)
         with self._pending_lock:
             self._pending.append(mine)
         with self._lock:
@@ -179,6 +188,8 @@ class IdempotencyStore:
 
     def _run_batch(self, batch: list[_Operation]) -> None:
         """On the shared SQLite connection, with `_lock` held: every operation, one commit."""
+        if len(batch) == 1 and batch[0].alone is not None and self._run_alone(batch[0]):
+            return
         try:
             with transaction(self._shared) as cursor:
                 for operation in batch:
@@ -200,6 +211,17 @@ class IdempotencyStore:
                 operation.result, operation.error = None, failure
         for operation in batch:
             operation.done = True
+
+    def _run_alone(self, operation: _Operation) -> bool:
+        """Its one statement, in autocommit; False when the operation needs its transaction."""
+        try:
+            result = operation.alone(self._shared.cursor())
+        except Exception as error:
+            result, operation.error = None, _unavailable(error) if _is_database_error(error) else error
+        if result is UNDECIDED:
+            return False
+        operation.result, operation.done = result, True
+        return True
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -230,9 +252,25 @@ class IdempotencyStore:
         try:
             # one key: its INSERT either stored it or did nothing, so a Conflict or _Busy has nothing to undo
             return self._run(lambda cursor: self._claim(cursor, route, keys, message_id, owner, stale_after),
-                             savepoint=len(keys) > 1)
+                             savepoint=len(keys) > 1,
+                             alone=partial(self._insert_new, route, keys[0], message_id, owner)
+                             if len(keys) == 1 else None)
         except _Busy as busy:  # the transaction was rolled back: nothing of ours stays claimed
             return busy.claim
+
+    def _insert_new(self, route: str, key: Key, message_id: str, owner: str, cursor: Any) -> Any:
+        """The claim of one key that nobody holds: its INSERT alone; UNDECIDED when it is held."""
+        if self._insert(cursor, route, key, message_id, owner, time.time()):
+            return Claim("new", message_id)
+        return UNDECIDED
+
+    def _insert(self, cursor: Any, route: str, key: Key, message_id: str, owner: str, now: float) -> bool:
+        """Store `key` as claimed (pending) unless it is held already; whether it was stored."""
+        p = self._database.placeholder
+        cursor.execute(f"INSERT INTO {TABLE} (scope, route, key, message_id, fingerprint, owner, confirmed,"
+                       f" at_epoch) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, 0, {p}) ON CONFLICT DO NOTHING",
+                       (self.scope, route, key.text, message_id, key.fingerprint, owner, now))
+        return cursor.rowcount == 1
 
     def _claim(self, cursor: Any, route: str, keys: Sequence[Key], message_id: str, owner: str,
                stale_after: float) -> Claim:
@@ -240,12 +278,7 @@ class IdempotencyStore:
         now = time.time()
         holders: list[tuple[Key, tuple]] = []
         for key in keys:
-            cursor.execute(
-                f"INSERT INTO {TABLE}"
-                f" (scope, route, key, message_id, fingerprint, owner, confirmed, at_epoch)"
-                f" VALUES ({p}, {p}, {p}, {p}, {p}, {p}, 0, {p}) ON CONFLICT DO NOTHING",
-                (self.scope, route, key.text, message_id, key.fingerprint, owner, now))
-            if cursor.rowcount != 1:
+            if not self._insert(cursor, route, key, message_id, owner, now):
                 cursor.execute(f"SELECT message_id, fingerprint, owner, confirmed, at_epoch FROM {TABLE}"
                                f" WHERE scope = {p} AND route = {p} AND key = {p}",
                                (self.scope, route, key.text))
@@ -285,7 +318,9 @@ class IdempotencyStore:
             return
         p = self._database.placeholder
         marks = ", ".join([p] * len(keys))
-        self._run(lambda cursor: cursor.execute(
-            f"UPDATE {TABLE} SET {change} WHERE scope = {p} AND route = {p}"
-            f" AND key IN ({marks}) AND message_id = {p}",
-            (self.scope, route, *[k.text for k in keys], message_id)), savepoint=False)
+        def update(cursor: Any) -> None:
+            cursor.execute(f"UPDATE {TABLE} SET {change} WHERE scope = {p} AND route = {p}"
+                           f" AND key IN ({marks}) AND message_id = {p}",
+                           (self.scope, route, *[k.text for k in keys], message_id))
+
+        self._run(update, savepoint=False, alone=update)

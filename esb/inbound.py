@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from esb import metrics
-from esb.errors import InputError, MappingError, Unavailable
+from esb.errors import InputError, MappingError, Unavailable, WouldWait
 from esb.idempotency import Claim
 from esb.logs import message_fields
 from esb.pipeline import PreparedMessage
@@ -45,11 +45,13 @@ class Inbound:
 
     def submit_async(self, route_name: str, raw: RawMessage, *, idempotency_key: str | None = None,
                      business_key: str | None = None, message_id: str | None = None,
-                     record_rejection: bool = True) -> Storing:
+                     record_rejection: bool = True, may_wait: bool = True) -> Storing:
         """`submit` up to the publish: decoded, mapped, validated, claimed, published; the broker's
         confirms are awaited by the `Storing` returned (`wait()`, or `when_done()` then `finish()`),
         so a server can answer many requests while their confirms are on the way. Input errors,
-        conflicts and `Unavailable` before the publish are raised here, as `submit` raises them."""
+        conflicts and `Unavailable` before the publish are raised here, as `submit` raises them;
+        with `may_wait` False, `WouldWait` instead of waiting for a key another request of this
+        process is storing (nothing stays claimed)."""
         started = time.perf_counter()
         if not self.journal.healthy:  # what is accepted must be traceable
             raise Unavailable(f"the journal cannot be written: {self.journal.last_error}")
@@ -57,7 +59,7 @@ class Inbound:
             prepared = self.pipelines[route_name].prepare(raw.body, idempotency_key=idempotency_key,
                                                           business_key=business_key, metadata=raw.metadata,
                                                           message_id=message_id)
-            claims = self._claim_all(route_name, prepared)
+            claims = self._claim_all(route_name, prepared, may_wait)
         except InputError as error:
             if record_rejection:
                 self._rejected(route_name, error)
@@ -95,7 +97,8 @@ class Inbound:
         log.warning("input refused: %s", error.message, extra=message_fields(
             route=route_name, outcome=f"rejected:{error.kind}"))
 
-    def _claim_all(self, route_name: str, prepared: list[PreparedMessage]) -> list[Claim]:
+    def _claim_all(self, route_name: str, prepared: list[PreparedMessage],
+                   may_wait: bool = True) -> list[Claim]:
         """The claim of each message's keys; a message repeating a key of an earlier one of the same
         input is its duplicate. If one claim fails, the claims made so far are disowned."""
         claims: list[Claim] = []
@@ -103,7 +106,7 @@ class Inbound:
         try:
             for message in prepared:
                 repeat = next((seen[key.text] for key in message.keys if key.text in seen), None)
-                claim = Claim("duplicate", repeat) if repeat else self._claim(route_name, message)
+                claim = Claim("duplicate", repeat) if repeat else self._claim(route_name, message, may_wait)
                 claims.append(claim)
                 seen.update((key.text, claim.message_id) for key in message.keys)
         except BaseException:
@@ -113,7 +116,7 @@ class Inbound:
             raise
         return claims
 
-    def _claim(self, route_name: str, message: PreparedMessage) -> Claim:
+    def _claim(self, route_name: str, message: PreparedMessage, may_wait: bool = True) -> Claim:
         """Claim a message's keys; while another request of this process holds one unconfirmed,
         wait for its outcome (so a duplicate is never answered with the id of a message that was
         not stored); a claim another process left unconfirmed is adopted at once."""
@@ -125,6 +128,8 @@ class Inbound:
                                            stale_after=2 * self.options.publish_timeout)
             if claim.outcome != "busy":
                 return claim
+            if not may_wait:
+                raise WouldWait(claim.key)
             if time.monotonic() > deadline:
                 raise Unavailable(f'an earlier message with the key "{claim.key}" ({claim.message_id}) '
                                   f"is still being stored")

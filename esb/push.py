@@ -13,10 +13,18 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, request
 
-from esb.errors import Unavailable
+from esb import jsonfmt
+from esb.errors import Unavailable, WouldWait
 from esb.plugins import Accepted, RawMessage, Submit
+
+INLINE = "esb.inline"
+"""The WSGI environ key that is True when the app runs on the server's loop thread, which must
+never wait: `answer_when_stored` then asks for the request to be run again on a thread
+(`environ[OFFLOAD]()`) where storing would have to wait."""
+
+OFFLOAD = "esb.offload"
 
 DEFER = "esb.defer"
 """The WSGI environ key of a server that can wait for an answer (`esb.http_server`): its value is
@@ -48,10 +56,14 @@ class Refusal(Exception):
 def error_response(status: int, error: str, message: str,
                    headers: Mapping[str, str] | None = None) -> Response:
     """The bus's JSON error answer (`error` is one word, `message` a sentence for the caller)."""
-    response = jsonify(error=error, message=message)
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
+    return json_response({"error": error, "message": message}, status, headers)
+
+
+def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """`value` as a JSON answer. Unlike `flask.jsonify` it needs no app context, so a deferred
+    answer is made on the server's loop without pushing one (measured: 15 us a request)."""
+    return Response(jsonfmt.dump_bytes(value), status, headers=dict(headers or {}),
+                    mimetype="application/json")
 
 
 def authorize(credentials: Any, route: str, key: str | None, *,
@@ -113,18 +125,21 @@ def answer_when_stored(submit_async: Callable[..., Any], raw: RawMessage,
     keys: dict[str, Any] = {"idempotency_key": idempotency_key}
     if business_key is not None:
         keys["business_key"] = business_key
+    inline = request.environ.get(INLINE, False)
+    if inline:
+        keys["may_wait"] = False
     try:
         storing = submit_async(raw, **keys)
     except Unavailable as error:
         raise unavailable(error) from None
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    def respond() -> Response:
-        with app.app_context():  # the deferred answer is made on the server's loop thread
-            try:
-                return answer(storing.finish())
-            except Unavailable as error:
-                return unavailable(error).json_response()
+    except WouldWait:
+        request.environ[OFFLOAD]()
+        return Response(status=202)  # a placeholder: the server runs the request again on a thread
+    def respond() -> Response:  # made on the server's loop thread, outside any Flask context
+        try:
+            return answer(storing.finish())
+        except Unavailable as error:
+            return unavailable(error).json_response()
 
     defer = request.environ.get(DEFER)
     if defer is None:  # a server that cannot wait for us (Flask's test client): wait here

@@ -1,6 +1,6 @@
 """The HTTP app: inbound endpoints of push sources, health and readiness (and, with the
 monitoring issue, metrics, the admin API and the dashboard). Built by a factory, served by
-`esb.http_server` (waitress) — never by Flask's development server.
+`esb.http_server` — never by Flask's development server.
 """
 
 from __future__ import annotations

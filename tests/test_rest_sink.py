@@ -107,3 +107,22 @@ def test_the_system_credentials_are_sent(server, system, header, value):
     url, seen = server
     sink(url, "/orders", system).deliver(ENVELOPE, b"{}", "application/json")
     assert seen[-1]["headers"][header] == value
+
+
+def test_a_target_behind_an_environment_proxy_is_called_through_it(server, monkeypatch):
+    url, seen = server
+    monkeypatch.setenv("HTTP_PROXY", url)  # the test server plays the proxy
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sink("http://wms.example", "/orders").deliver(ENVELOPE, b'{"a": 1}', "application/json")
+    assert seen[-1]["path"] == "http://wms.example/orders"
+    assert seen[-1]["headers"]["Idempotency-Key"] == ENVELOPE.id
+
+
+def test_a_correlation_id_that_would_split_the_request_is_permanent(server):
+    url, seen = server
+    before = len(seen)
+    envelope = Envelope(type="purchase_order", source="erp", correlation_id="PO-1\r\nX-Evil: 1", payload={})
+    with pytest.raises(Permanent, match="line break"):
+        sink(url, "/orders").deliver(envelope, b"{}", "application/json")
+    assert len(seen) == before

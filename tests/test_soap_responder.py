@@ -1,6 +1,6 @@
 """A real SOAP service on loopback for the SOAP adapter's tests, and the tests of that service.
 
-`SoapResponder` is a Flask app served by waitress on a free port. It checks each request the way a
+`SoapResponder` is a Flask app served by esb.http_server on a free port. It checks each request the way a
 strict SOAP stack does: the content type and the SOAP version, the `SOAPAction`, and the body
 element against the XSD of the WSDL (with lxml, independently of the adapter's own code). A bad
 request gets a Client/Sender fault. A valid one goes to the handler registered for its operation,

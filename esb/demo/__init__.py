@@ -10,7 +10,7 @@ What it runs:
 - a simulated ERP (`esb.demo.erp`): REST endpoints with a bearer token, and a real SOAP service
   described by `esb/demo/erp.wsdl` (purchase order changes, goods receipts, book stock) with
   basic authentication; and a simulated WMS (REST with an API key, and its export directory).
-  Small Flask apps served by waitress on free loopback ports; they record every call and answer
+  Small Flask apps served by esb.http_server on free loopback ports; they record every call and answer
   like the real systems (their own ids, the same id again for a repeated Idempotency-Key). The
   WMS answers its first ASN 503 ("busy"), so the demo shows a retry;
 - the bus: the embedded transport in the temporary directory, unless `--broker` or

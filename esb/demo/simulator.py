@@ -1,4 +1,4 @@
-"""A simulated system on loopback: a small Flask app served by waitress that records every call."""
+"""A simulated system on loopback: a small Flask app served by esb.http_server that records every call."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def post_shipment(server) -> int:
 
 
 def test_with_150_idle_connections_held_valid_posts_are_still_accepted(server):
-    idle = [connect(server) for _ in range(150)]  # more than waitress's default limit of 100
+    idle = [connect(server) for _ in range(150)]  # more than waitress's default limit of 100 was
     try:
         assert [post_shipment(server) for _ in range(5)] == [202] * 5
         assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200

@@ -230,6 +230,41 @@ def test_a_repeated_post_returns_the_first_id_and_is_delivered_once(bus, target,
     assert len(target.calls["/wms/orders"]) == len(calls) == 2
 
 
+def test_one_document_posted_many_times_at_once_is_stored_once_and_every_answer_names_its_id(
+        bus, target, unique_name):
+    """The posts arrive together: while the first waits for its confirm the others find its key
+    pending; each of those is run again on an app thread (the loop never waits) and answered with
+    the first id once it is confirmed."""
+    runtime = bus()
+    document = {**ORDER, "order_number": f"PO-{unique_name}"}
+    barrier = threading.Barrier(24)
+    answers: list[requests.Response] = []
+
+    def send() -> None:
+        with requests.Session() as session:
+            session.get(f"{runtime.server.url}/healthz", timeout=10)  # the connection, opened before
+            barrier.wait(timeout=10)
+            answers.append(session.post(f"{runtime.server.url}/in/{unique_name}", json=document, timeout=30,
+                                        headers={"X-API-Key": SENDER_KEY}))
+
+    for _round in range(5):  # the timing varies: a few rounds make the pending key all but certain
+        answers.clear()
+        barrier.reset()
+        document = {**document, "order_number": f"PO-{unique_name}-{_round}"}
+        threads = [threading.Thread(target=send) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] * 23 + [202]
+        assert len({answer.json()["id"] for answer in answers}) == 1
+    assert runtime.server.offloaded > 0
+    calls = target.wait_for("/wms/orders", 5)
+    time.sleep(1.0)
+    assert len(target.calls["/wms/orders"]) == len(calls) == 5
+
+
 def test_a_target_that_fails_twice_then_succeeds_gets_the_message_on_the_third_try(bus, target, unique_name):
     target.script["/wms/orders"] = [503, 503]
     runtime = bus()
