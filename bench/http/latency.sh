@@ -8,7 +8,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd); CHECKOUT=$(cd "$HERE/../.." && pwd)
 PEERS=${ESB_HTTP_PEERS:-$CHECKOUT/../shared/peers/http}
-RATE=${RATE:-500}; DUR=${DUR:-20}; CONNS=${CONNS:-$(( RATE * 56 / 1000 ))}; URL=${URL:-amqp://guest:guest@127.0.0.1:5672/%2F}
+RATE=${RATE:-500}; DUR=${DUR:-20}; CONNS=${CONNS:-$(( RATE * 62 / 1000 ))}; URL=${URL:-amqp://guest:guest@127.0.0.1:5672/%2F}
 PORT=${PORT:-18492}; SINK_PORT=${SINK_PORT:-18493}
 W=$(mktemp -d /tmp/esb-latency.XXXXXX); mkdir -p $W/sink/body
 sed -e "s#/tmp/esb-sink-nginx#$W/sink#g" -e "s#127.0.0.1:18391#127.0.0.1:$SINK_PORT#" $PEERS/nginx-sink.conf > $W/nginx.conf
@@ -30,7 +30,7 @@ YAML
 export ESB_API_KEYS="bench:sender=*,admin:k" ESB_LOG_LEVEL=WARNING
 esb run -c $W/routes.yaml --broker "$URL" --port $PORT > $W/esb.log 2>&1 & PID=$!
 for _ in $(seq 60); do curl -fs http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.25; done
-INTERVAL_MS=50  # wrk waits this long after each answer: CONNS / (0.05 s + latency) ≈ RATE; CONNS=$(( RATE * 56 / 1000 )) by default
+INTERVAL_MS=50  # wrk waits this long after each answer: CONNS / (0.05 s + latency) ≈ RATE; CONNS=$(( RATE * 62 / 1000 )) by default
 echo "offered: $CONNS connections, each posting $INTERVAL_MS ms after its last answer (about $RATE/s) for $DUR s"
 ORDER_FILE=$PEERS/order.json API_KEY=k INTERVAL_MS=$INTERVAL_MS wrk -t2 -c$CONNS -d${DUR}s -s $HERE/paced.lua \
   http://127.0.0.1:$PORT/in/$ROUTE 2>&1 | grep RESULT | sed 's/^/POST -> 202: /'
