@@ -245,6 +245,10 @@ class Storing:
         """The deadline passed: a confirm not in by now counts as failed."""
         self._expired = True
 
+    def done(self) -> bool:
+        """Whether every confirm arrived (or failed): `wait()` would not block."""
+        return all(future.done() for _message, future in self._futures)
+
     def wait(self) -> Accepted:
         """Block until every confirm arrived (at most `timeout` seconds each), then `finish()`."""
         for _message, future in self._futures:

@@ -190,3 +190,48 @@ def test_the_window_never_holds_more_than_its_limit_of_parts():
 
     assert most <= 8
     assert answered == [f"k{number}" for number in range(40)]
+
+
+class Confirming:
+    """A stand-in for the runtime's `Storing`: published, its confirm arriving when `confirm()`."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.confirmed = threading.Event()
+
+    def confirm(self) -> None:
+        self.confirmed.set()
+
+    def done(self) -> bool:
+        return self.confirmed.is_set()
+
+    def wait(self) -> Accepted:
+        assert self.confirmed.wait(5)
+        return Accepted((f"id-{self.number}",))
+
+
+def test_with_submit_async_no_thread_waits_and_the_answers_still_come_in_file_order():
+    published: list[Confirming] = []
+
+    def submit_async(raw: RawMessage, *, idempotency_key: str | None = None) -> Confirming:
+        if raw.body == b"refused":
+            raise MappingError("mapping m: 1 field could not be mapped", [FieldProblem("sku", "missing")])
+        published.append(Confirming(len(published)))
+        return published[-1]
+
+    def blocking_submit(raw: RawMessage, **_keys) -> Accepted:
+        raise AssertionError("with submit_async, the blocking submit is never called")
+
+    bodies = [b"a", b"b", b"refused", b"c"]
+    with SubmitWindow(blocking_submit, 8, submit_async=submit_async) as window:
+        assert window._pool is None  # no thread is started to wait for confirms
+        for n, body in enumerate(bodies):
+            window.put(Part(RawMessage(body, "text/csv", {"line": n}), f"key-{n}", (n, n), n, n))
+        published[2].confirm()
+        published[1].confirm()
+        assert list(window.answered()) == []  # the first part is not confirmed: nothing passes it
+        published[0].confirm()
+        outcomes = [part.outcome() for part in window.answered()]
+    assert [o.message_ids for o in outcomes[:2]] == [("id-0",), ("id-1",)]
+    assert isinstance(outcomes[2], MappingError)  # the refused part, in its place
+    assert outcomes[3].message_ids == ("id-2",)

@@ -233,7 +233,8 @@ class FileSource(Source):
         reader = FileReader(self.options)
         shown = display_name(claim.name)
         cadence = _Cadence()
-        window = SubmitWindow(self._context.submit, self.options["in_flight"])
+        window = SubmitWindow(self._context.submit, self.options["in_flight"],
+                              submit_async=getattr(self._context, "submit_async", None))
         with self._open(claim) as stream, window:
             reader.open(stream)
             offset, line = max(progress.offset, reader.data_start), max(progress.line, reader.data_start_line)
