@@ -86,21 +86,10 @@ class AccuracyHistory:
         how often the item differed, the sum of |difference| and of the differences, the newest
         difference and its cut-off, the bins involved; largest absolute difference first.
         Quantities are summed as Decimal (they are stored as text)."""
-        p = self._database.placeholder
-        where, parameters = [], []
-        if warehouse:
-            where.append(f"warehouse = {p}")
-            parameters.append(warehouse)
-        if since is not None:
-            where.append(f"recorded_at >= {p}")
-            parameters.append(since)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with closing(self._database.connect()) as connection:
-            cursor = connection.cursor()
-            cursor.execute(f"SELECT warehouse, sku, uom, location, difference, as_of, recorded_at "
-                           f"FROM esb_discrepancy_line {clause} ORDER BY recorded_at, as_of",
-                           tuple(parameters))
-            rows = cursor.fetchall()
+        clause, parameters = self._database.where({"warehouse": warehouse or None}, ("recorded_at", since))
+        rows = self._database.select(
+            f"SELECT warehouse, sku, uom, location, difference, as_of, recorded_at "
+            f"FROM esb_discrepancy_line {clause} ORDER BY recorded_at, as_of", parameters)
         items: dict[tuple, dict[str, Any]] = {}
         for house, sku, uom, location, difference, as_of, _ in rows:
             item = items.setdefault((house, sku, uom), {

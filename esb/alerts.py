@@ -193,22 +193,17 @@ class AlertOutbox:
     def pending(self, outbox: str, limit: int = 100) -> list[tuple[str, int, dict]]:
         """(fingerprint, firing number, alert payload) of the alerts not yet sent, oldest first."""
         p = self._database.placeholder
-        with closing(self._database.connect()) as connection:
-            cursor = connection.cursor()
-            cursor.execute(f"SELECT fingerprint, firings, body FROM esb_alert WHERE outbox = {p} "
-                           f"AND state = 'pending' ORDER BY fired_at LIMIT {int(limit)}", (outbox,))
-            rows = cursor.fetchall()
+        rows = self._database.select(f"SELECT fingerprint, firings, body FROM esb_alert WHERE outbox = {p} "
+                                     f"AND state = 'pending' ORDER BY fired_at LIMIT {int(limit)}", (outbox,))
         return [(fingerprint, firings, jsonfmt.loads(body)) for fingerprint, firings, body in rows]
 
     def recent(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
         """Alerts of every outbox fired since `since` (epoch), newest first: the alert payload plus
         `outbox` (the alerts route), `fired_at`, `firings` and `state` (pending or sent)."""
         p = self._database.placeholder
-        with closing(self._database.connect()) as connection:
-            cursor = connection.cursor()
-            cursor.execute(f"SELECT outbox, body, state, fired_at, firings FROM esb_alert "
-                           f"WHERE fired_at >= {p} ORDER BY fired_at DESC LIMIT {int(limit)}", (since,))
-            rows = cursor.fetchall()
+        rows = self._database.select(
+            f"SELECT outbox, body, state, fired_at, firings FROM esb_alert "
+            f"WHERE fired_at >= {p} ORDER BY fired_at DESC LIMIT {int(limit)}", (since,))
         return [{**jsonfmt.loads(body), "outbox": outbox, "state": state, "fired_at": fired_at,
                  "firings": firings} for outbox, body, state, fired_at, firings in rows]
 

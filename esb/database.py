@@ -5,7 +5,7 @@ idempotency store; the broker holds the messages themselves."""
 from __future__ import annotations
 
 import sqlite3
-from contextlib import suppress
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,25 @@ class Database:
         safe when several nodes start at once on a fresh database: all but one fail on a unique
         index of the catalog. An advisory lock held to the commit lets them create one at a time."""
         return transaction(connection, lock=SCHEMA_LOCK if self.postgres else None)
+
+    def select(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        """Every row of one query, on a connection of its own."""
+        with closing(self.connect()) as connection:
+            cursor = connection.cursor()
+            cursor.execute(sql, parameters)
+            return cursor.fetchall()
+
+    def where(self, equal: dict[str, Any],
+              since: tuple[str, float | None] | None = None) -> tuple[str, tuple]:
+        """`WHERE` (or nothing) and its parameters: each column of `equal` whose value is not None
+        equals it, and `since`'s column (when its value is not None) is at least that value."""
+        p = self.placeholder
+        conditions = [(f"{column} = {p}", value) for column, value in equal.items() if value is not None]
+        if since is not None and since[1] is not None:
+            conditions.append((f"{since[0]} >= {p}", since[1]))
+        if not conditions:
+            return "", ()
+        return "WHERE " + " AND ".join(c for c, _ in conditions), tuple(v for _, v in conditions)
 
     def connect(self) -> Any:
         """A connection in autocommit mode; group statements with `transaction()`."""

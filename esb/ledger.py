@@ -168,39 +168,25 @@ class DocumentLedger:
             return cursor.rowcount
 
     # --- reading ----------------------------------------------------------------------------
-    def _select(self, sql: str, parameters: tuple = ()) -> list[tuple]:
-        with closing(self._database.connect()) as connection:
-            cursor = connection.cursor()
-            cursor.execute(sql, parameters)
-            return cursor.fetchall()
-
     def documents(self, *, type: str | None = None, since: float | None = None,
                   warehouse: str | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
         """Rows (as dicts) received since `since`, of one type and warehouse when given, oldest first."""
-        p = self._database.placeholder
-        where, parameters = [], []
-        for column, value in (("type", type), ("warehouse", warehouse)):
-            if value is not None:
-                where.append(f"{column} = {p}")
-                parameters.append(value)
-        if since is not None:
-            where.append(f"received_at >= {p}")
-            parameters.append(since)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._select(f"SELECT {', '.join(COLUMNS)} FROM esb_document {clause} "
-                            f"ORDER BY received_at LIMIT {int(limit)}", tuple(parameters))
+        clause, parameters = self._database.where({"type": type, "warehouse": warehouse},
+                                                  ("received_at", since))
+        rows = self._database.select(f"SELECT {', '.join(COLUMNS)} FROM esb_document {clause} "
+                                     f"ORDER BY received_at LIMIT {int(limit)}", parameters)
         return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
 
     def last_delivery(self) -> dict[str, float]:
         """{route: epoch of its newest delivery} of every route the ledger knows."""
-        return {route: float(at) for route, at in
-                self._select("SELECT route, MAX(last_delivered_at) FROM esb_document GROUP BY route")}
+        rows = self._database.select("SELECT route, MAX(last_delivered_at) FROM esb_document GROUP BY route")
+        return {route: float(at) for route, at in rows}
 
     def unshipped_orders(self, released_before: float, limit: int = 1000) -> list[dict[str, Any]]:
         """Sales orders (`shipment_order`) received before `released_before` for which no
         `shipment_confirmation` of the same order number and warehouse came, oldest first."""
         p = self._database.placeholder
-        rows = self._select(
+        rows = self._database.select(
             f"SELECT {', '.join('o.' + c for c in COLUMNS)} FROM esb_document o "
             f"WHERE o.type = 'shipment_order' AND o.received_at < {p} AND o.order_number IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM esb_document s WHERE s.type = 'shipment_confirmation' "
@@ -215,7 +201,7 @@ class DocumentLedger:
         {warehouse, order_number, shipment_number, released_at, shipped_at, lead_seconds}."""
         p = self._database.placeholder
         extra, parameters = ("AND s.warehouse = " + p, (since, warehouse)) if warehouse else ("", (since,))
-        rows = self._select(
+        rows = self._database.select(
             "SELECT s.warehouse, s.order_number, s.document_number, MIN(o.received_at), "
             "COALESCE(s.occurred_at, s.received_at) FROM esb_document s JOIN esb_document o "
             "ON o.type = 'shipment_order' AND o.order_number = s.order_number "
@@ -248,7 +234,7 @@ class DocumentLedger:
 
         p = self._database.placeholder
         extra, parameters = ("AND warehouse = " + p, (since, warehouse)) if warehouse else ("", (since,))
-        rows = self._select(
+        rows = self._database.select(
             "SELECT CAST(received_at AS BIGINT) / 86400 AS day, route, type, COALESCE(warehouse, ''), "
             "COUNT(*) "
             f"FROM esb_document WHERE received_at >= {p} {extra} "
