@@ -5,6 +5,7 @@ server killed in the middle of a file; a refused key and a changed host key (one
 from __future__ import annotations
 
 import logging
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -84,10 +85,12 @@ def test_the_server_killed_in_the_middle_of_a_file_loses_and_doubles_no_record(s
     assert source.readiness() is not None and "sftp" in source.readiness()
 
     sshd.start()
-    for _ in range(200):  # each poll is one attempt (the reconnect backoff is 0.05 s in the tests)
+    deadline = time.monotonic() + 60  # each poll is one attempt (the reconnect backoff is 0.05 s in the
+    while time.monotonic() < deadline:  # tests); a loaded machine may take seconds to start sshd
         source.poll()
         if (inbox / "processed" / "big.csv").exists():
             break
+        time.sleep(0.05)
 
     keys = [key for key, _, _ in bus.published]
     assert len(keys) == records and len(set(keys)) == records
