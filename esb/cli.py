@@ -9,7 +9,6 @@ or the command failed with a clear message, 2 usage errors (argparse).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -165,91 +164,12 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Everything in one process (inbound endpoints, pollers, consumers, monitoring); with
-    `--workers N`, N-1 more processes that only consume (competing consumers)."""
-    import signal
-    import subprocess
-    import threading
+    `--workers N`, N-1 more processes that only consume (competing consumers): see esb.cli_run."""
+    from esb.cli_run import run_bus
 
-    from esb import logs
-    from esb.credentials import Credentials
-    from esb.transport.errors import TransportError
-
-    path = _config_path(args)
     config = _load_config(args)
-    try:
-        credentials = Credentials.from_environment()
-    except (ValueError, OSError) as error:
-        return _fail(f"credentials: {error}")
-    from esb.http_server import HttpLimits
-
-    try:
-        http_limits = HttpLimits.from_environment()
-    except ValueError as error:
-        return _fail(str(error))
-    settings, env = config.settings, os.environ
-    consumer_only = args.role == "consumer"
     broker_url, data_dir = _broker_and_data_dir(args, config)
-    if args.workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Several processes: each writes its metrics there and /metrics sums them. It must be set
-        # before prometheus_client is first imported (by esb.runtime), and the workers inherit it.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "prometheus")
-        (data_dir / "prometheus").mkdir(parents=True, exist_ok=True)
-    from esb import metrics
-    from esb.monitoring import create_app
-    from esb.runtime import Runtime, RuntimeOptions
-
-    if not consumer_only:
-        metrics.clear_multiprocess_dir()
-    options = RuntimeOptions(
-        broker_url=broker_url,
-        data_dir=data_dir,
-        host=first_set(args.host, env.get("ESB_HTTP_HOST"), settings.get("http_host"), "127.0.0.1"),
-        port=int(first_set(args.port, env.get("ESB_HTTP_PORT"), settings.get("http_port"), 8080)),
-        http=not consumer_only, sources=not consumer_only,
-        journal=settings.get("journal"), credentials=credentials,
-        http_limits=http_limits,
-    )
-    logs.configure(env.get("ESB_LOG_LEVEL", "INFO"))
-    stop = threading.Event()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: stop.set())
-    try:
-        runtime = Runtime(config, options)
-        runtime.start(app=create_app(runtime) if options.http else None)
-    except TransportError as error:
-        return _fail(str(error))
-    # What start-up made (modules, schemas, compiled mappings) lives as long as the process: out of
-    # the garbage collector's sight, its collections walk only what messages allocate (measured:
-    # the collector was 8 % of the HTTP loop's CPU before).
-    gc.freeze()
-    from esb.audit import AUDIT_FILE_NAME, AuditLog
-    from esb.reload import Reloader
-
-    # every process reloads its own runtime; the first one passes SIGHUP on to its workers
-    reloader = Reloader(runtime, path, AuditLog(data_dir / AUDIT_FILE_NAME), watch=args.watch).start()
-    children: list[subprocess.Popen] = []
-
-    def hang_up(*_: Any) -> None:
-        reloader.request()
-        for child in children:
-            child.send_signal(signal.SIGHUP)
-
-    signal.signal(signal.SIGHUP, hang_up)
-    children += [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
-                                   *(["--broker", args.broker] if args.broker else []),
-                                   *(["--watch"] if args.watch else [])])
-                 for _ in range(max(0, args.workers - 1))]
-    if runtime.server is not None:
-        print(f"esb: listening on {runtime.server.url}", file=sys.stderr, flush=True)
-    stop.wait()
-    reloader.stop()
-    for child in children:
-        child.terminate()
-    runtime.stop()
-    for child in children:
-        child.wait(30)
-        metrics.process_exited(child.pid)
-    return 0
+    return run_bus(args, _config_path(args), config, broker_url=broker_url, data_dir=data_dir)
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
