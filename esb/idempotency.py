@@ -318,6 +318,7 @@ class IdempotencyStore:
             return
         p = self._database.placeholder
         marks = ", ".join([p] * len(keys))
+
         def update(cursor: Any) -> None:
             cursor.execute(f"UPDATE {TABLE} SET {change} WHERE scope = {p} AND route = {p}"
                            f" AND key IN ({marks}) AND message_id = {p}",

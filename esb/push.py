@@ -107,9 +107,7 @@ def store(submit: Submit, raw: RawMessage, *, idempotency_key: str | None, advic
     is appended to the sentence. Input errors pass through: each source answers them in its own
     format."""
     try:
-        if business_key is None:
-            return submit(raw, idempotency_key=idempotency_key)
-        return submit(raw, idempotency_key=idempotency_key, business_key=business_key)
+        return submit(raw, **_keys(idempotency_key, business_key))
     except Unavailable as error:
         raise unavailable(error, advice) from None
 
@@ -122,9 +120,7 @@ def answer_when_stored(submit_async: Callable[..., Any], raw: RawMessage,
     server sends the answer when the confirms are in, and the thread serves the next request.
     `submit_async` is the source context's; `Unavailable`, before or after the publish, is a 503
     answer. Input errors pass through, raised here, as `store` raises them."""
-    keys: dict[str, Any] = {"idempotency_key": idempotency_key}
-    if business_key is not None:
-        keys["business_key"] = business_key
+    keys = _keys(idempotency_key, business_key)
     inline = request.environ.get(INLINE, False)
     if inline:
         keys["may_wait"] = False
@@ -135,6 +131,7 @@ def answer_when_stored(submit_async: Callable[..., Any], raw: RawMessage,
     except WouldWait:
         request.environ[OFFLOAD]()
         return Response(status=202)  # a placeholder: the server runs the request again on a thread
+
     def respond() -> Response:  # made on the server's loop thread, outside any Flask context
         try:
             return answer(storing.finish())
@@ -148,6 +145,15 @@ def answer_when_stored(submit_async: Callable[..., Any], raw: RawMessage,
         return respond()
     defer(storing, respond)
     return Response(status=202)  # a placeholder: the server sends respond()'s answer instead
+
+
+def _keys(idempotency_key: str | None, business_key: str | None) -> dict[str, Any]:
+    """The keys a submit is given; `business_key` only when the source read one (a source's own
+    `submit` need not take it)."""
+    keys: dict[str, Any] = {"idempotency_key": idempotency_key}
+    if business_key is not None:
+        keys["business_key"] = business_key
+    return keys
 
 
 def unavailable(error: Unavailable, advice: str = "") -> Refusal:

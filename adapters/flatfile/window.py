@@ -37,23 +37,28 @@ class Part:
     span: tuple[int, int]
     end_offset: int
     last_line: int
-    future: concurrent.futures.Future | None = None  # set by SubmitWindow.put (submit)
-    storing: Any = None  # or this (submit_async), or:
-    refused: BaseException | None = None  # what submit_async raised at once
+    future: concurrent.futures.Future | None = None  # set by SubmitWindow.put: submit's answer,
+    storing: Any = None  # or, with submit_async, the published part whose confirm is awaited
 
     def done(self) -> bool:
-        if self.storing is not None:
-            return self.storing.done()
-        return self.refused is not None or self.future.done()
+        return self.storing.done() if self.storing is not None else self.future.done()
 
     def outcome(self) -> Accepted | BaseException:
         """What `submit` answered: `Accepted`, or what it raised (waits for it)."""
         try:
-            if self.refused is not None:
-                return self.refused
             return self.storing.wait() if self.storing is not None else self.future.result()
         except BaseException as error:  # noqa: BLE001 - handed to the caller, which decides
             return error
+
+
+def _at_once(call: Callable[..., Any], part: Part) -> concurrent.futures.Future:
+    """`call(part.raw, idempotency_key=part.key)` in this thread, as a future already answered."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    try:
+        future.set_result(call(part.raw, idempotency_key=part.key))
+    except BaseException as error:  # noqa: BLE001 - kept as its answer, like a pool's future
+        future.set_exception(error)
+    return future
 
 
 class SubmitWindow:
@@ -82,19 +87,16 @@ class SubmitWindow:
 
     def put(self, part: Part) -> None:
         """Submit `part`; its answer comes back from `answered()` or `drain()`, in order."""
-        if self._submit_async is not None and self.limit > 1:
-            try:
-                part.storing = self._submit_async(part.raw, idempotency_key=part.key)
-            except BaseException as error:  # noqa: BLE001 - kept as its answer
-                part.refused = error
-        elif self._pool is None:
-            part.future = concurrent.futures.Future()
-            try:
-                part.future.set_result(self._submit(part.raw, idempotency_key=part.key))
-            except BaseException as error:  # noqa: BLE001 - kept as its answer, like a pool's future
-                part.future.set_exception(error)
-        else:
+        if self._pool is not None:
             part.future = self._pool.submit(self._submit, part.raw, idempotency_key=part.key)
+        elif self._submit_async is not None and self.limit > 1:
+            published = _at_once(self._submit_async, part)  # refused at once, or on its way
+            if published.exception() is None:
+                part.storing = published.result()
+            else:
+                part.future = published
+        else:
+            part.future = _at_once(self._submit, part)
         self._pending.append(part)
 
     def answered(self) -> Iterator[Part]:
