@@ -34,6 +34,8 @@ _SECURITY = [(name.encode("latin-1"), value.encode("latin-1")) for name, value i
 _UNTRUSTED = frozenset({"HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
                         "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY"})
 _NO_BODY = frozenset({204, 304})
+MAX_PIPELINED = 8
+"""Requests read ahead on one connection before the server stops reading it until it answered."""
 
 
 class _Clock:
@@ -103,7 +105,6 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else ("", 0)
-        self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -162,18 +163,19 @@ class Connection(asyncio.Protocol):
             raise HttpError(400, "a request line is METHOD TARGET HTTP/1.1 (HTTP/0.9 is not served)")
         if request.version not in ("1.0", "1.1"):
             raise HttpError(505, f"HTTP/{request.version} is not served: send HTTP/1.1")
-        length = None
+        length, expects_continue = None, False
         for name, value in request.headers:
             lowered = name.lower()
             if lowered == b"transfer-encoding" and request.version == "1.0":
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request is refused")
             if lowered == b"content-length":
                 length = int(value)
-            elif lowered == b"expect" and value.lower() == b"100-continue" and request.version == "1.1" \
-                    and (length is None or length <= self.limits.max_body_bytes):
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+            elif lowered == b"expect":
+                expects_continue = value.lower() == b"100-continue" and request.version == "1.1"
         if length is not None and length > self.limits.max_body_bytes:
             raise HttpError(413, f"the body is larger than the limit of {self.limits.max_body_bytes} bytes")
+        if expects_continue:  # the client waits for this before it sends the body
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
         self.deadline, self.waiting_for = time.monotonic() + self.limits.body_timeout, "body"
 
     def on_body(self, body: bytes) -> None:
@@ -186,7 +188,7 @@ class Connection(asyncio.Protocol):
         request, self.request = self.request, None
         self.deadline, self.waiting_for = None, None
         self.ready.append(request)  # type: ignore[arg-type]
-        if len(self.ready) > 8:
+        if len(self.ready) > MAX_PIPELINED:
             self.transport.pause_reading()  # type: ignore[union-attr]  # a client pipelining too far ahead
         self._next()
 
@@ -250,7 +252,7 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         if self.ready:
-            if len(self.ready) <= 8:
+            if len(self.ready) <= MAX_PIPELINED:
                 transport.resume_reading()
             self._next()
         elif self.request is None:

@@ -158,7 +158,6 @@ class HttpServer:
         self._workers = [threading.Thread(target=self._work, name=f"esb-http-app-{n}", daemon=True)
                          for n in range(threads or self.limits.threads)]
         self._thread = threading.Thread(target=self._run, name="esb-http", daemon=True)
-        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -252,8 +251,17 @@ class HttpServer:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = Connection(self)
-            self.connections.add(connection)
-            self._loop.create_task(self._loop.connect_accepted_socket(lambda c=connection: c, sock))
+            self.connections.add(connection)  # counted from now, for the limit above
+            task = self._loop.create_task(self._loop.connect_accepted_socket(lambda c=connection: c, sock))
+            task.add_done_callback(lambda done, c=connection, s=sock: self._connected(done, c, s))
+
+    def _connected(self, task: asyncio.Task, connection: Connection, sock: socket.socket) -> None:
+        """A connection the loop could not take on (it closed at once): forget it."""
+        if not task.cancelled() and task.exception() is None:
+            return
+        log.debug("esb: a connection could not be set up: %s", None if task.cancelled() else task.exception())
+        sock.close()
+        self.forget(connection)
 
     def forget(self, connection: Connection) -> None:
         self.connections.discard(connection)
