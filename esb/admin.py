@@ -17,6 +17,7 @@ from typing import Any
 from esb.audit import AuditLog
 from esb.errors import InputError, NotFound, Unavailable
 from esb.journal import Journal, TraceEntry
+from esb.pauses import SharedPauses
 from esb.plugins import Accepted, RawMessage
 from esb.routes import Config, Route
 from esb.transport.contract import DeadLetter, Transport
@@ -90,11 +91,15 @@ class AdminService:
     `resubmit` (a runtime's `submit`) replays raw inbound dead letters, the input a polled source
     could not map: they go through decode, map, validate and publish again with the route's
     current mapping, so "fix the mapping, replay" works; without it they are not replayed, and
-    the answer says so."""
+    the answer says so.
+
+    `pauses` (the processes of one `esb run --workers N`: esb.pauses) hears of every pause and
+    resume, so the other processes follow."""
 
     def __init__(self, *, transport: Transport, journal: Journal, audit: AuditLog, config: Config,
-                 resubmit: Resubmit | None = None):
+                 resubmit: Resubmit | None = None, pauses: SharedPauses | None = None):
         self.transport = transport
+        self.pauses = pauses
         self.journal = journal
         self.audit = audit
         self.config = config
@@ -245,6 +250,9 @@ class AdminService:
         destination = self.destination(route, destination)
         change = self.transport.pause if action == "pause" else self.transport.resume
         destinations = change(route, destination)
+        if self.pauses is not None:
+            every = [destination] if destination else [d.name for d in self.route(route).destinations]
+            self.pauses.record(route, every, paused=action == "pause")
         target = {"route": route, "destination": destination}
         entry = self._audit(actor, f"route.{action}", target, {"destinations": destinations})
         return PauseAction(action, route, destinations, sorted(self.transport.paused(route)), entry)

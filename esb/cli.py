@@ -164,7 +164,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Everything in one process (inbound endpoints, pollers, consumers, monitoring); with
-    `--workers N`, N-1 more processes that only consume (competing consumers): see esb.cli_run."""
+    `--workers N`, N-1 more that serve the same port and consume the same queues: see esb.cli_run."""
     from esb.cli_run import run_bus
 
     config = _load_config(args)
@@ -290,12 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_argument("--host", help="HTTP host (default: $ESB_HTTP_HOST, settings.http_host, 127.0.0.1)")
     runner.add_argument("--port", type=int,
                         help="HTTP port (default: $ESB_HTTP_PORT, settings.http_port, 8080)")
-    runner.add_argument("--workers", type=int, default=1,
-                        help="processes in all; the extra ones only consume (competing consumers)")
+    runner.add_argument("--workers", type=int,
+                        help="processes in all (default: $ESB_WORKERS, settings.workers, 1); each serves the "
+                             "HTTP port and consumes, the first alone polls")
     runner.add_argument("--watch", action="store_true",
                         help="reload the routes file and its mappings when they change (as SIGHUP does), "
                              "once esb check passes on them")
-    runner.add_argument("--role", choices=["all", "consumer"], default="all", help=argparse.SUPPRESS)
+    runner.add_argument("--role", choices=["all", "worker"], default="all", help=argparse.SUPPRESS)
 
     tester = command("test", "run the test cases next to every mapping, then the route cases of "
                      "routes.cases/ (in-process, no broker or network needed)", _cmd_test)

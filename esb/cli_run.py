@@ -1,5 +1,7 @@
 """`esb run`: the bus in this process (inbound endpoints, pollers, consumers, monitoring) until
-SIGTERM or SIGINT, SIGHUP reloading it; with `--workers N`, N-1 more processes that only consume."""
+SIGTERM or SIGINT, SIGHUP reloading it. With `--workers N`, N-1 more processes serve the same port
+(SO_REUSEPORT: the kernel shares the connections out) and consume the same queues; only the first
+runs the pollers. Pauses reach every process through esb.pauses."""
 
 from __future__ import annotations
 
@@ -36,8 +38,14 @@ def run_bus(args: argparse.Namespace, path: str, config: Config, *, broker_url: 
     except ValueError as error:
         return _fail(str(error))
     settings, env = config.settings, os.environ
-    consumer_only = args.role == "consumer"
-    if args.workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+    first = args.role == "all"
+    try:
+        workers = int(first_set(args.workers, env.get("ESB_WORKERS"), settings.get("workers"), 1))
+    except ValueError:
+        return _fail(f"ESB_WORKERS: a number of processes, not {env.get('ESB_WORKERS')!r}")
+    if workers < 1:
+        return _fail(f"--workers: at least 1, not {workers}")
+    if workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several processes: each writes its metrics there and /metrics sums them. It must be set
         # before prometheus_client is first imported (by esb.runtime), and the workers inherit it.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "prometheus")
@@ -46,14 +54,17 @@ def run_bus(args: argparse.Namespace, path: str, config: Config, *, broker_url: 
     from esb.monitoring import create_app
     from esb.runtime import Runtime, RuntimeOptions
 
-    if not consumer_only:
+    if first:
+        from esb.pauses import forget_pauses
+
         metrics.clear_multiprocess_dir()
+        forget_pauses(data_dir)
     options = RuntimeOptions(
         broker_url=broker_url,
         data_dir=data_dir,
         host=first_set(args.host, env.get("ESB_HTTP_HOST"), settings.get("http_host"), "127.0.0.1"),
         port=int(first_set(args.port, env.get("ESB_HTTP_PORT"), settings.get("http_port"), 8080)),
-        http=not consumer_only, sources=not consumer_only,
+        pollers=first, workers=workers > 1,
         journal=settings.get("journal"), credentials=credentials,
         http_limits=http_limits,
     )
@@ -83,10 +94,13 @@ def run_bus(args: argparse.Namespace, path: str, config: Config, *, broker_url: 
             child.send_signal(signal.SIGHUP)
 
     signal.signal(signal.SIGHUP, hang_up)
-    children += [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "consumer",
+    # the workers listen where the first one does (its port, also when 0 picked one)
+    children += [subprocess.Popen([sys.executable, "-m", "esb", "run", "-c", path, "--role", "worker",
+                                   "--workers", str(workers), "--host", options.host,
+                                   "--port", str(runtime.server.port if runtime.server else options.port),
                                    *(["--broker", args.broker] if args.broker else []),
                                    *(["--watch"] if args.watch else [])])
-                 for _ in range(max(0, args.workers - 1))]
+                 for _ in range(workers - 1) if first]
     if runtime.server is not None:
         print(f"esb: listening on {runtime.server.url}", file=sys.stderr, flush=True)
     stop.wait()

@@ -137,16 +137,18 @@ def _raise_open_file_limit(needed: int) -> None:
 
 class HttpServer:
     """Serves `app` on a background thread; `port=0` picks a free port. `limits` default to
-    `HttpLimits()`; `threads`, when given, overrides theirs."""
+    `HttpLimits()`; `threads`, when given, overrides theirs. `reuse_port`: several processes listen
+    on one port and the kernel shares the connections out among them (SO_REUSEPORT)."""
 
     def __init__(self, app: Flask, *, host: str = "127.0.0.1", port: int = 8080, threads: int | None = None,
-                 limits: HttpLimits | None = None):
+                 limits: HttpLimits | None = None, reuse_port: bool = False):
         self.limits = limits or HttpLimits()
         _raise_open_file_limit(self.limits.connection_limit + 256)
         self.app = app
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
+        self._listener = socket.create_server((host, port), family=family, backlog=self.limits.backlog,
+                                               reuse_port=reuse_port)
         self._listener.setblocking(False)
         self.port = int(self._listener.getsockname()[1])
         self.connections: set[Connection] = set()

@@ -28,6 +28,7 @@ from esb.inbound import Inbound, modified_time
 from esb.journal import JOURNAL_FILE_NAME, Journal
 from esb.journal_events import JournalEvents
 from esb.logs import message_fields
+from esb.pauses import SharedPauses
 from esb.pipeline import InboundPipeline, OutboundPipeline
 from esb.plugins import Sink, Source, SourceContext, get_adapter
 from esb.routes import Config, Destination, Route
@@ -51,9 +52,11 @@ class RuntimeOptions:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8080
-    http: bool = True  # serve inbound endpoints and monitoring (off in extra consumer workers)
-    sources: bool = True  # run sources and pollers (off in extra consumer workers)
+    http: bool = True  # serve inbound endpoints and monitoring
+    sources: bool = True  # take input: push endpoints, and pollers when `pollers` is on too
+    pollers: bool = True  # run polled sources (off in the extra workers of esb run --workers N)
     consumers: bool = True
+    workers: bool = False  # one of the processes of esb run --workers N: share the port and pauses
     journal: str | None = None  # a postgresql:// DSN; default: <data_dir>/journal.sqlite
     credentials: Credentials = field(default_factory=Credentials)
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
@@ -97,6 +100,7 @@ class Runtime(Inbound):
         self.sinks: list[Sink] = []
         self._outbound: dict[tuple[str, str], tuple[Sink, OutboundPipeline, str]] = {}
         self.server: HttpServer | None = None
+        self.pauses = SharedPauses(options.data_dir, self.transport) if options.workers else None
         self.scheduler = None
         self._stopped = threading.Event()
 
@@ -165,6 +169,8 @@ class Runtime(Inbound):
             raise RuntimeError(f'adapter "{endpoint.adapter}" cannot be a source yet (route {route.name})')
         source = spec.source_factory(endpoint, self._system_settings(endpoint.adapter, endpoint.system),
                                      route.name)
+        if source.poll_interval and not self.options.pollers:
+            return  # the first process of esb run --workers N polls; this one serves and consumes
         # a polled source dead-letters what it cannot submit: that failure is recorded there, once
         submit = partial(self.submit, route.name, record_rejection=not source.poll_interval)
         submit_async = partial(self.submit_async, route.name, record_rejection=not source.poll_interval)
@@ -238,17 +244,19 @@ class Runtime(Inbound):
                 for destination in route.destinations:
                     self._start_consumer(route, destination)
         self.transport.start(timeout)
+        if self.pauses is not None:
+            self.pauses.start()
         if self.options.sources:
             for route in self.config.routes:
                 self._start_source(route)
             if self.scheduler is not None:
                 self.scheduler.start()
-        if self.options.sources and self.options.http:
+        if self.options.sources and self.options.pollers and self.options.http:
             _warn(startup.routes_without_senders(self.config, self._pushed_routes, self.options.credentials))
         _warn(startup.embedded_leftovers(self.options.data_dir, in_use=getattr(self.transport, "path", None)))
         if self.options.http:
             self.server = HttpServer(self.app, host=self.options.host, port=self.options.port,
-                                     limits=self.options.http_limits).start()
+                                     limits=self.options.http_limits, reuse_port=self.options.workers).start()
         log.info("bus started: %d routes", len(self.config.routes))
         return self
 
@@ -263,6 +271,8 @@ class Runtime(Inbound):
             source.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
+        if self.pauses is not None:
+            self.pauses.stop()
         self.transport.stop(timeout)
         for sink in self.sinks:
             sink.close()

@@ -66,6 +66,9 @@ def _settings_schema() -> dict:
                          "description": "IANA time zone (e.g. Asia/Shanghai) of source times written "
                                         "without an offset, for mappings without a timezone of their "
                                         "own; default: UTC."},
+            "workers": {"type": "integer", "minimum": 1, "default": 1,
+                        "description": "Processes of esb run: each serves the HTTP port and consumes; "
+                                       "the first alone polls (--workers, ESB_WORKERS)."},
             "prefetch": {"type": "integer", "minimum": 1, "default": DEFAULT_PREFETCH,
                          "description": "Messages a consumer may hold unacknowledged, per destination."},
             "queue_type": {"enum": ["classic", "quorum"], "default": "classic",

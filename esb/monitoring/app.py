@@ -71,7 +71,7 @@ def monitoring_blueprint(
         open_endpoints = open_endpoints_from()
     # raw inbound dead letters are replayed through the bus's inbound stage, with its current mapping
     service = AdminService(transport=bus.transport, journal=bus.journal, audit=audit, config=bus.config,
-                           resubmit=getattr(bus, "resubmit", None))
+                           resubmit=getattr(bus, "resubmit", None), pauses=getattr(bus, "pauses", None))
     access = Access(credentials, open_endpoints, service)
     queues = metrics.QueueCollector(bus.transport)
     blueprint = Blueprint("monitoring", __name__)
