@@ -54,6 +54,7 @@ import pika.exceptions
 from esb.envelope import Envelope
 from esb.errors import InputError
 from esb.transport import names
+from esb.transport.coalesce import coalesce_sends
 from esb.transport.consumer import Consumers
 from esb.transport.contract import (
     DEFAULT_CONCURRENCY,
@@ -236,8 +237,7 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
         opened = threading.Event()
         connection = pika.SelectConnection(
             self._parameters,
-            on_open_callback=lambda conn: conn.channel(
-                on_open_callback=lambda channel: self._on_channel(channel, opened)),
+            on_open_callback=lambda conn: self._on_open(conn, opened),
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_connection_closed)
         with self._lock:
@@ -258,6 +258,10 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
             with contextlib.suppress(Exception):
                 connection.ioloop.close()
         return opened.is_set()
+
+    def _on_open(self, connection: Any, opened: threading.Event) -> None:
+        coalesce_sends(connection)
+        connection.channel(on_open_callback=lambda channel: self._on_channel(channel, opened))
 
     def _on_channel(self, channel: Any, opened: threading.Event) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
