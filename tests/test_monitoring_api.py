@@ -187,6 +187,14 @@ def test_every_dashboard_file_is_served_and_no_other(runtime):
     assert http.get("/dashboard/..%2fapi.py").status_code == 404
 
 
+def test_the_audit_limit_is_bounded_as_its_document_says(runtime):
+    http = client(runtime)
+    documented = OPENAPI["components"]["parameters"]["audit_limit"]["schema"]
+    for limit, status in ((documented["maximum"], 200), (documented["maximum"] + 1, 400), (0, 400)):
+        answer = http.get(f"/api/audit?limit={limit}", headers=bearer("admin-key"))
+        assert answer.status_code == status, (limit, answer.data)
+
+
 def test_bad_paging_and_selection_are_400s_that_say_why(runtime):
     http = client(runtime)
     assert (

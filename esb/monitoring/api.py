@@ -11,7 +11,9 @@ from flask import Blueprint, abort, g, jsonify, request
 from esb import metrics
 from esb.admin import AdminService, DeadLetterAction
 from esb.monitoring.arguments import (
+    DEFAULT_AUDIT_ENTRIES,
     DEFAULT_PAGE_SIZE,
+    MAX_AUDIT_ENTRIES,
     MAX_PAGE_SIZE,
     int_argument,
     selection,
@@ -114,7 +116,8 @@ def add_api_views(
     @blueprint.get("/api/audit")
     @requires("admin")
     def audit_entries():
-        return jsonify(entries=service.audit.entries(int_argument("limit", 100, 1, 10_000)))
+        limit = int_argument("limit", DEFAULT_AUDIT_ENTRIES, 1, MAX_AUDIT_ENTRIES)
+        return jsonify(entries=service.audit.entries(limit))
 
     # --- admin actions ------------------------------------------------------------------------
     def on_selection(change: Callable[..., DeadLetterAction], name: str):

@@ -14,6 +14,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 """The largest `limit` a page of dead letters may ask for."""
 
+DEFAULT_AUDIT_ENTRIES = 100
+"""Audit entries in an answer when `limit` is not given."""
+
+MAX_AUDIT_ENTRIES = 10_000
+"""The largest `limit` the audit log may be asked for."""
+
 
 def int_argument(name: str, default: int, lowest: int, highest: int | None) -> int:
     """The query argument `name` as an integer in [lowest, highest]; `default` when absent."""

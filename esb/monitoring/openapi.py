@@ -174,7 +174,7 @@ OPENAPI: dict[str, Any] = {
                 "The newest audit entries, newest first",
                 "admin",
                 _answer("Entries", "Audit"),
-                parameters=("limit",),
+                parameters=("audit_limit",),
                 missing=False,
             )
         },

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from esb.monitoring.arguments import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from esb.monitoring.arguments import (
+    DEFAULT_AUDIT_ENTRIES,
+    DEFAULT_PAGE_SIZE,
+    MAX_AUDIT_ENTRIES,
+    MAX_PAGE_SIZE,
+)
 from esb.monitoring.openapi_reports import REPORT_PARAMETERS, REPORT_SCHEMA
 
 _ACCURACY_ROW = {
@@ -59,6 +64,17 @@ COMPONENTS: dict[str, Any] = {
                 "minimum": 1,
                 "maximum": MAX_PAGE_SIZE,
                 "default": DEFAULT_PAGE_SIZE,
+            },
+        },
+        "audit_limit": {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_AUDIT_ENTRIES,
+                "default": DEFAULT_AUDIT_ENTRIES,
             },
         },
         "view": {
