@@ -5,6 +5,7 @@ server killed in the middle of a file; a refused key and a changed host key (one
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -71,10 +72,15 @@ def test_the_server_killed_in_the_middle_of_a_file_loses_and_doubles_no_record(s
     write_stock_file(inbox / "big.csv", records)
     bus = Bus()
     real_submit = bus.submit
+    killing, killed = threading.Lock(), threading.Event()
 
     def submit(raw, idempotency_key=None):
-        if bus.calls == 1000:
-            sshd.kill()  # the server dies while the source is inside the file
+        # Parts are submitted from the window's threads at once: ">=" under a lock, once, since two
+        # of them may step past an exact count together.
+        with killing:
+            if bus.calls >= 1000 and not killed.is_set():
+                killed.set()
+                sshd.kill()  # the server dies while the source is inside the file
         return real_submit(raw, idempotency_key=idempotency_key)
 
     bus.submit = submit
