@@ -14,7 +14,9 @@ from pathlib import Path
 import pika
 import pytest
 
+from esb.config import load_config
 from esb.transport.names import work_queue_name
+from esb.transport.topology import Topology
 from tests.conftest import PROJECT
 from tests.table.tables import PO_MAPPING, PurchaseOrders
 
@@ -46,8 +48,9 @@ def orders(server_url):
 
 
 @pytest.fixture
-def queue(broker_url, unique_name):
-    """The route's work queue, read (and deleted) after the test: its messages' ids, in order."""
+def queue(broker_url, unique_name, tmp_path):
+    """The route's work queue, read after the test: its messages' ids, in order; then every queue
+    of the route is deleted (those of the routes file the test wrote: the retry queues too)."""
     name = work_queue_name(unique_name, "wms")
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     channel = connection.channel()
@@ -61,7 +64,11 @@ def queue(broker_url, unique_name):
             ids.append(properties.message_id)
 
     yield message_ids
-    for queue_name in (name, f"{name}.dlq", f"esb.{unique_name}.dlq"):
+    written = tmp_path / "routes.yaml"
+    names = {name, f"{name}.dlq", f"esb.{unique_name}.dlq"}
+    if written.exists():
+        names |= {spec.name for spec in Topology.from_routes(load_config(written).routes).queues}
+    for queue_name in sorted(names):
         channel.queue_delete(queue_name)
     connection.close()
 
