@@ -29,6 +29,12 @@ _ACCURACY_ROW = {
 _TEXT_OR_NULL = {"type": "string", "nullable": True}
 _OBJECT = {"type": "object", "additionalProperties": True}
 
+
+def _limit(maximum: int, default: int) -> dict[str, Any]:
+    """A `limit` query parameter, 1 to `maximum`."""
+    return {"name": "limit", "in": "query", "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
+
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
@@ -55,28 +61,8 @@ COMPONENTS: dict[str, Any] = {
             "required": False,
             "schema": {"type": "integer", "minimum": 0, "default": 0},
         },
-        "limit": {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_PAGE_SIZE,
-                "default": DEFAULT_PAGE_SIZE,
-            },
-        },
-        "audit_limit": {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_AUDIT_ENTRIES,
-                "default": DEFAULT_AUDIT_ENTRIES,
-            },
-        },
+        "limit": _limit(MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE),
+        "audit_limit": _limit(MAX_AUDIT_ENTRIES, DEFAULT_AUDIT_ENTRIES),
         "view": {
             "name": "view",
             "in": "query",
