@@ -35,6 +35,7 @@ def _limit(maximum: int, default: int) -> dict[str, Any]:
     return {"name": "limit", "in": "query", "required": False,
             "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
 
+
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
