@@ -15,6 +15,7 @@ from flask import Response, request
 from adapters.as2 import mdn, profile
 from adapters.as2.inbound import Refused, unwrap
 from adapters.as2.keys import make_pair, write_pair
+from adapters.flatfile.claims import CLAIMS_DIR
 from esb.demo.sftp_server import DemoSftpServer
 from esb.demo.simulator import Call, Simulator
 
@@ -90,9 +91,15 @@ class Partner:
         return f"the 3PL left {name} in outbound/ on its SFTP server (127.0.0.1:{self.sftp.port})"
 
     def waiting(self) -> bool:
-        """A file still waits in outbound/ for the bus."""
-        return any(self.outbound.glob("*.edi"))
+        """A file still waits in outbound/ for the bus, or is claimed and not yet in processed/."""
+        return files_waiting(self.outbound, "*.edi")
 
     def stop(self) -> None:
         self.sftp.stop()
         self.as2.stop()
+
+
+def files_waiting(directory: Path, pattern: str) -> bool:
+    """A file matching `pattern` is still in `directory`, or claimed by the bus and not yet moved
+    on to processed/ or error/ (the file source moves it once every record is stored)."""
+    return any(directory.glob(pattern)) or any((directory / CLAIMS_DIR).glob(f"*/{pattern}"))

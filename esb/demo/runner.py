@@ -17,7 +17,7 @@ from esb.credentials import Credentials, Principal, digest
 from esb.demo.bus import _DemoRuntime, demo_config
 from esb.demo.erp import SimulatedErp
 from esb.demo.flows import FLOWS, Flow
-from esb.demo.partners import PARTNER_ROUTES, Partner
+from esb.demo.partners import PARTNER_ROUTES, Partner, files_waiting
 from esb.demo.simulator import Call, Simulator
 from esb.demo.traffic import Traffic
 from esb.monitoring import create_app
@@ -206,7 +206,7 @@ class Demo:
 
     def _waiting_files(self, route: str) -> bool:
         pattern = "STOCK_*.txt" if route == "wms-stock-to-erp" else "GR_*.csv"
-        return any(self.export_dir.glob(pattern))
+        return files_waiting(self.export_dir, pattern)
 
     def _steps(self, message_ids: list[str]) -> dict[str, list[str]]:
         """The bus's own trace of each message (received, published, retried, delivered, ...)."""
