@@ -35,6 +35,26 @@ def message(n: int) -> Envelope:
     return Envelope(type="t", payload={"n": str(n)}, source="test")
 
 
+GIVE_UP = 60.0
+"""Seconds one message may keep failing before the test fails (a channel that nacked every publish
+after a partition once kept the caller's loop going until CI's limit)."""
+
+
+def publish_until_confirmed(bus, n: int, route: str, failures: list[str]) -> float:
+    """The caller's loop: message `n` is sent again after each failure (recorded in `failures`)
+    until it is confirmed; returns when (monotonic). Fails the test after GIVE_UP seconds."""
+    deadline = time.monotonic() + GIVE_UP
+    while True:
+        try:
+            bus.publish_confirmed(message(n), route, timeout=10)
+            return time.monotonic()
+        except TransportError as error:
+            failures.append(type(error).__name__)
+            assert time.monotonic() < deadline, (
+                f"message {n} not confirmed within {GIVE_UP:g} s; the last failures: {failures[-5:]}")
+            time.sleep(0.1)
+
+
 def wait_until(condition, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,16 +107,10 @@ def test_a_node_stopped_mid_stream_loses_no_confirmed_message(rabbit_cluster, un
                 stopped_at = time.monotonic()
                 rabbit_cluster.stop_app(first)
                 stopped = True
-            while True:  # the caller's loop: a failed publish is sent again
-                try:
-                    bus.publish_confirmed(message(n), unique_name, timeout=10)
-                    confirmed.add(str(n))
-                    if stopped and not resumed_at:
-                        resumed_at = time.monotonic()
-                    break
-                except TransportError as error:
-                    failures.append(type(error).__name__)
-                    time.sleep(0.1)
+            at = publish_until_confirmed(bus, n, unique_name, failures)
+            confirmed.add(str(n))
+            if stopped and not resumed_at:
+                resumed_at = at
         wait_until(lambda: confirmed <= handled)
     finally:
         bus.stop(timeout=5)

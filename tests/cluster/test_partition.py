@@ -16,9 +16,8 @@ import time
 import pytest
 
 from esb.transport import create_transport
-from esb.transport.errors import TransportError
 from tests.cluster.bus_nodes import recovery
-from tests.cluster.test_failover import make_route, message, wait_until
+from tests.cluster.test_failover import make_route, publish_until_confirmed, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
 
@@ -56,14 +55,7 @@ def test_the_bus_keeps_delivering_through_the_majority_while_its_node_is_partiti
                 cutting.join()
                 rabbit_cluster.heal(minority)
                 healed = time.monotonic()
-            while True:  # the caller's loop: a failed publish is sent again
-                try:
-                    bus.publish_confirmed(message(n), unique_name, timeout=10)
-                    confirmed[str(n)] = time.monotonic()
-                    break
-                except TransportError as error:
-                    failures.append(type(error).__name__)
-                    time.sleep(0.1)
+            confirmed[str(n)] = publish_until_confirmed(bus, n, unique_name, failures)
             time.sleep(PACE)
         wait_until(lambda: set(confirmed) <= handled)
     finally:
