@@ -1,7 +1,12 @@
-"""The pure parts of the transport: names, topology, the outcome decision, headers, ack batching."""
+"""The pure parts of the transport: names, topology, the outcome decision, headers, ack batching,
+the publisher's confirm bookkeeping (on a stand-in channel that records its publishes)."""
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
+import pika
 import pytest
 
 from esb.errors import MappingError, Permanent, Retryable
@@ -9,7 +14,7 @@ from esb.retry import RetryPolicy
 from esb.routes import Destination, Endpoint, Route
 from esb.transport import create_transport, names
 from esb.transport.contract import ACK, Action, DeadLetter, decide
-from esb.transport.errors import TopologyError, TransportError
+from esb.transport.errors import PublishNacked, TopologyError, TransportError
 from esb.transport.headers import (
     H_ATTEMPTS,
     H_DEAD_LETTER_REASON,
@@ -24,6 +29,7 @@ from esb.transport.headers import (
 )
 from esb.transport.rabbitmq_connection import broker_urls, redacted
 from esb.transport.rabbitmq_consuming import AckTracker
+from esb.transport.rabbitmq_publisher import ConfirmedPublisher
 from esb.transport.topology import DEAD_LETTER, INBOUND_DEAD_LETTER, RETRY, WORK, Topology
 
 
@@ -205,6 +211,45 @@ def test_a_multiple_ack_never_names_a_tag_that_is_already_settled():
 
     assert tracker.flush() == (2, [])
     assert tracker.in_hand() == 0
+
+
+# --- the publisher's confirms -------------------------------------------------------------------
+class RecordingChannel:
+    def __init__(self):
+        self.sent: list[str] = []
+
+    def basic_publish(self, exchange, key, body, properties, mandatory):
+        self.sent.append(properties.message_id)
+
+
+def confirm(tag: int, *, acked: bool = True):
+    method = (pika.spec.Basic.Ack if acked else pika.spec.Basic.Nack)(delivery_tag=tag, multiple=False)
+    return SimpleNamespace(method=method)
+
+
+def test_a_nacked_publish_fails_alone_and_the_rest_go_out_on_a_new_channel():
+    connected = threading.Event()
+    connected.set()
+    renewed: list[RecordingChannel] = []
+    publisher = ConfirmedPublisher(connected, wake=lambda: None, renew=renewed.append)
+    old, new = RecordingChannel(), RecordingChannel()
+    publisher.opened(old)
+    first, second = (publisher.submit("esb", "r", b"{}", pika.BasicProperties(message_id=i)) for i in "12")
+    publisher.flush()
+
+    publisher.on_confirm(confirm(1, acked=False))
+    third = publisher.submit("esb", "r", b"{}", pika.BasicProperties(message_id="3"))
+    publisher.flush()
+    assert old.sent == ["1", "2"] and not renewed  # nothing more on it; the second still waits
+    publisher.on_confirm(confirm(2))
+    publisher.flush()
+
+    assert isinstance(first.exception(0), PublishNacked) and second.result(0) is None
+    assert renewed == [old] and not third.done()  # every confirm of the old channel came: renewed
+    publisher.opened(new)
+    publisher.flush()
+    publisher.on_confirm(confirm(1))
+    assert new.sent == ["3"] and third.result(0) is None
 
 
 # --- the factory and helpers ------------------------------------------------------------------

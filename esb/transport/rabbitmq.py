@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pika
@@ -139,7 +139,8 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
         self._calls: collections.deque[Any] = collections.deque()
         self._connection: Any = None
         self._connected = threading.Event()
-        self._publisher = ConfirmedPublisher(self._connected, self._wake, max_outstanding=max_outstanding)
+        self._publisher = ConfirmedPublisher(self._connected, self._wake, renew=self._renew_publish_channel,
+                                             max_outstanding=max_outstanding)
         self._submit = self._publisher.submit  # any thread: queue one publish, get its future
         self._consuming = QueueConsuming(self._publisher, wake=self._wake, call_soon=self._call_soon,
                                          on_channel_closed=self._on_channel_closed,
@@ -264,20 +265,38 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
         connection.channel(on_open_callback=lambda channel: self._on_channel(channel, opened))
 
     def _on_channel(self, channel: Any, opened: threading.Event) -> None:
-        channel.add_on_close_callback(self._on_channel_closed)
-        channel.add_on_return_callback(self._publisher.on_return)
-
-        def confirming(_frame: Any) -> None:
-            self._publisher.opened(channel)
+        def confirming() -> None:
             for consumer in self._consumers:
                 self._consuming.open(channel.connection, consumer)
             self.connections += 1
             opened.set()
             self._connected.set()
             self._events.connected()
+
+        self._publish_on(channel, confirming)
+
+    def _publish_on(self, channel: Any, then: Callable[[], None] = lambda: None) -> None:
+        """Make `channel` the publish channel once it is in confirm mode; then `then()` and send."""
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._publisher.on_return)
+
+        def confirming(_frame: Any) -> None:
+            self._publisher.opened(channel)
+            then()
             self._drain()
 
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=confirming)
+
+    def _renew_publish_channel(self, old: Any) -> None:
+        """I/O thread: the broker nacked a publish on `old` (see esb.transport.rabbitmq_publisher);
+        close it and publish on a new channel of the same connection."""
+        connection = self._connection
+        log.warning("esb: the broker refused a publish on channel %s (basic.nack); publishing on a new "
+                    "channel", old.channel_number)
+        with contextlib.suppress(Exception):
+            old.close()
+        if connection is not None and connection.is_open:
+            connection.channel(on_open_callback=self._publish_on)
 
     def _on_open_error(self, connection: Any, error: BaseException) -> None:
         self._last_error = error
@@ -294,6 +313,8 @@ class RabbitMQTransport(RabbitMQAdmin, Transport):
         """A channel the bus did not close itself: start over with a new connection."""
         connection = self._connection
         if self._stopping or connection is None or connection.is_closing or connection.is_closed:
+            return
+        if isinstance(reason, pika.exceptions.ChannelClosedByClient):  # a publish channel renewed
             return
         log.warning("esb: channel %s closed by the broker (%s); reconnecting", channel.channel_number,
                     describe(reason))

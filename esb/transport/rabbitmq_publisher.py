@@ -10,6 +10,12 @@ A basic.return (unroutable) arrives before the confirm of the same message; it i
 failure. When the connection goes, every unconfirmed future fails with `ConnectionLost`; a
 publish while disconnected fails at once with `NotConnected`. Nothing is ever reported accepted
 without a confirm.
+
+A basic.nack fails its publish with `PublishNacked` and retires the channel: nothing more is sent
+on it, and once every publish sent on it has its confirm, `renew` is called for a new one (the
+outbox waits meanwhile). RabbitMQ nacks only when a queue cannot take a message, and a channel
+whose quorum-queue client still points at a leader lost in a network partition nacks every later
+publish (RabbitMQ before 3.13, rabbitmq-server#9241); a new channel asks for the current leader.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ class ConfirmedPublisher:
     """
 
     def __init__(self, connected: threading.Event, wake: Callable[[], None], *,
+                 renew: Callable[[Any], None] = lambda channel: None,
                  max_outstanding: int = DEFAULT_MAX_OUTSTANDING):
         self._connected = connected
         self._wake = wake
+        self._renew = renew
         self._max_outstanding = max_outstanding
         self.channel: Any = None  # the publish channel, once in confirm mode
         self._outbox: collections.deque[tuple] = collections.deque()
@@ -49,6 +57,7 @@ class ConfirmedPublisher:
         self._pending: dict[int, tuple] = {}
         self._pending_order: collections.deque[int] = collections.deque()
         self._returned: dict[tuple, str] = {}
+        self._retiring = False  # a nack came: send nothing more on this channel
         self.resolving = False  # resolving publish futures now (see on_confirm)
 
     def busy(self) -> bool:
@@ -67,11 +76,17 @@ class ConfirmedPublisher:
     def opened(self, channel: Any) -> None:
         """A new publish channel in confirm mode: it counts its publishes (delivery tags) from 1."""
         self._seq = 0
+        self._retiring = False
         self.channel = channel
 
     def flush(self) -> None:
         """Send what waits in the outbox, as far as the confirm window allows."""
         channel = self.channel
+        if channel is not None and self._retiring:
+            if not self._pending:  # every publish on it has its confirm: over to a new channel
+                self.channel = None
+                self._renew(channel)
+            return
         if channel is None or not self._outbox:
             return
         outbox, pending, order = self._outbox, self._pending, self._pending_order
@@ -100,6 +115,7 @@ class ConfirmedPublisher:
         method = frame.method
         tag = method.delivery_tag
         acked = isinstance(method, pika.spec.Basic.Ack)
+        self._retiring = self._retiring or not acked
         pending, order = self._pending, self._pending_order
         if method.multiple:
             entries = []
@@ -130,6 +146,7 @@ class ConfirmedPublisher:
     def fail_pending(self, error: BaseException) -> None:
         """The channel is gone: every publish not confirmed yet fails with `error`."""
         self.channel = None
+        self._retiring = False
         pending = self._pending
         self._pending = {}
         self._pending_order.clear()

@@ -22,7 +22,7 @@ from esb.errors import Retryable
 from esb.retry import RetryPolicy
 from esb.routes import Destination, Endpoint, Route
 from esb.transport import names
-from esb.transport.errors import BrokerUnavailable, ConnectionLost, TopologyError, Unroutable
+from esb.transport.errors import BrokerUnavailable, ConnectionLost, PublishNacked, TopologyError, Unroutable
 from esb.transport.rabbitmq import RabbitMQTransport
 
 pytestmark = pytest.mark.broker
@@ -194,6 +194,37 @@ def test_an_unroutable_publish_fails_its_caller(transport, broker, unique_name):
         bus.publish_confirmed(envelope(), unique_name)
     with pytest.raises(Unroutable):
         bus.publish_confirmed(envelope(), unique_name, "a")
+
+
+def test_a_nacked_publish_fails_alone_and_publishing_goes_on_on_a_new_channel(transport, broker, unique_name):
+    """A full queue (a max-length policy with reject-publish) makes the broker nack; the bus moves to
+    a new publish channel of the same connection and goes on once the queue has room."""
+    bus = transport(make_route(unique_name, destinations=("a",)))
+    work = names.work_queue_name(unique_name, "a")
+    policy = f"esb-test-{unique_name}"
+    rabbitmqctl("set_policy", "--apply-to", "queues", "--priority", "100", policy, f"^{work}$",
+                '{"max-length": 1, "overflow": "reject-publish"}')
+    try:
+        bus.publish_confirmed(envelope(1), unique_name)
+        first_channel = bus._publisher.channel
+        wait_until(lambda: _nacked(bus, unique_name), timeout=10)  # the policy reaches the queue
+        channel = broker.channel()
+        channel.queue_purge(work)
+        channel.close()
+        bus.publish_confirmed(envelope(3), unique_name)
+    finally:
+        rabbitmqctl("clear_policy", policy)
+
+    assert broker.depth(work) == 1
+    assert bus._publisher.channel is not first_channel and bus.connections == 1  # no reconnect
+
+
+def _nacked(bus, route: str) -> bool:
+    try:
+        bus.publish_confirmed(envelope(2), route)
+    except PublishNacked:
+        return True
+    return False
 
 
 def test_publishing_to_an_unknown_route_suggests_the_known_one(transport, unique_name):
