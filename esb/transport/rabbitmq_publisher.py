@@ -41,12 +41,12 @@ class ConfirmedPublisher:
     """The outbox and the confirms in flight of one transport's publish channel.
 
     `connected` is set while publishing is possible; `wake()` asks the I/O thread to call
-    `flush()` soon. Every method but `submit()` runs on the I/O thread.
+    `flush()` soon; `renew(channel)` replaces a channel the broker nacked on. Every method but
+    `submit()` runs on the I/O thread.
     """
 
     def __init__(self, connected: threading.Event, wake: Callable[[], None], *,
-                 renew: Callable[[Any], None] = lambda channel: None,
-                 max_outstanding: int = DEFAULT_MAX_OUTSTANDING):
+                 renew: Callable[[Any], None], max_outstanding: int = DEFAULT_MAX_OUTSTANDING):
         self._connected = connected
         self._wake = wake
         self._renew = renew
